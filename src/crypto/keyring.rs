@@ -1,0 +1,206 @@
+//! The key-encryption-key ring: parsing `KEYDROP_KEKS` / `KEYDROP_KEKS_FILE`.
+//!
+//! The first entry is the active KEK, used to wrap new data keys; the others
+//! only unwrap. Key material never appears in errors or `Debug` output.
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use ring::aead::{LessSafeKey, UnboundKey, AES_256_GCM};
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// Why a KEK ring could not be parsed. Messages name the entry, never the key.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyringError {
+    #[error("the KEK ring is empty: set KEYDROP_KEKS or KEYDROP_KEKS_FILE (make a key with `keydrop keygen`)")]
+    Empty,
+    #[error("KEK entry {0} is not of the form id=base64key")]
+    MissingEquals(usize),
+    #[error("KEK entry {0} has an invalid id: use 1-64 characters from A-Z a-z 0-9 . _ -")]
+    BadId(usize),
+    #[error("KEK {0:?} is not valid base64")]
+    BadBase64(String),
+    #[error("KEK {id:?} is {len} bytes long; a KEK must be exactly 32 bytes")]
+    BadLength { id: String, len: usize },
+    #[error("KEK id {0:?} appears more than once")]
+    Duplicate(String),
+}
+
+/// A validated KEK identifier (stored beside every wrapped data key).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KekId(String);
+
+impl KekId {
+    /// Accepts 1–64 characters of `[A-Za-z0-9._-]`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        ok.then(|| Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KekId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One key-encryption key. Holds the key only inside ring's opaque key type.
+pub struct Kek {
+    id: KekId,
+    pub(super) key: LessSafeKey,
+}
+
+impl Kek {
+    /// Builds a KEK from exactly 32 bytes of key material.
+    pub fn new(id: KekId, material: &[u8]) -> Result<Self, KeyringError> {
+        let unbound = UnboundKey::new(&AES_256_GCM, material).map_err(|_| KeyringError::BadLength {
+            id: id.0.clone(),
+            len: material.len(),
+        })?;
+        Ok(Self {
+            id,
+            key: LessSafeKey::new(unbound),
+        })
+    }
+
+    pub fn id(&self) -> &KekId {
+        &self.id
+    }
+}
+
+impl fmt::Debug for Kek {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kek")
+            .field("id", &self.id)
+            .field("key", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The ordered set of KEKs; the first is active.
+#[derive(Debug)]
+pub struct Keyring {
+    keks: Vec<Kek>,
+}
+
+impl Keyring {
+    /// Builds a ring from KEKs, the first being active.
+    pub fn new(keks: Vec<Kek>) -> Result<Self, KeyringError> {
+        if keks.is_empty() {
+            return Err(KeyringError::Empty);
+        }
+        for (i, k) in keks.iter().enumerate() {
+            if keks[..i].iter().any(|o| o.id == k.id) {
+                return Err(KeyringError::Duplicate(k.id.0.clone()));
+            }
+        }
+        Ok(Self { keks })
+    }
+
+    /// Parses `id=base64key` entries separated by commas or newlines.
+    /// Blank lines and lines starting with `#` are ignored.
+    pub fn parse(spec: &str) -> Result<Self, KeyringError> {
+        let mut keks = Vec::new();
+        let entries = spec
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && !e.starts_with('#'));
+        for (n, entry) in entries.enumerate() {
+            let n = n + 1;
+            let (id, key) = entry.split_once('=').ok_or(KeyringError::MissingEquals(n))?;
+            let id = KekId::parse(id.trim()).ok_or(KeyringError::BadId(n))?;
+            let material = Zeroizing::new(
+                STANDARD
+                    .decode(key.trim())
+                    .map_err(|_| KeyringError::BadBase64(id.0.clone()))?,
+            );
+            keks.push(Kek::new(id, &material)?);
+        }
+        Self::new(keks)
+    }
+
+    /// The KEK that wraps new data keys.
+    pub fn active(&self) -> &Kek {
+        &self.keks[0]
+    }
+
+    /// Finds a KEK by id.
+    pub fn get(&self, id: &str) -> Option<&Kek> {
+        self.keks.iter().find(|k| k.id.0 == id)
+    }
+
+    /// Every KEK, active first.
+    pub fn iter(&self) -> impl Iterator<Item = &Kek> {
+        self.keks.iter()
+    }
+}
+
+/// Makes a fresh random KEK and returns it as an `id=base64key` line.
+pub fn generate(id: &KekId) -> Result<Zeroizing<String>, super::CryptoError> {
+    let material = super::random_key()?;
+    Ok(Zeroizing::new(format!("{id}={}", STANDARD.encode(&*material))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> String {
+        STANDARD.encode([byte; 32])
+    }
+
+    #[test]
+    fn the_first_entry_is_active_and_others_are_found_by_id() {
+        let ring = Keyring::parse(&format!("new={}, old={}", key(1), key(2))).unwrap();
+        assert_eq!(ring.active().id().as_str(), "new");
+        assert!(ring.get("old").is_some());
+        assert!(ring.get("missing").is_none());
+    }
+
+    #[test]
+    fn a_file_with_one_entry_per_line_and_comments_parses() {
+        let ring = Keyring::parse(&format!("# keys\nk1={}\n\nk2={}\n", key(1), key(2))).unwrap();
+        assert_eq!(ring.iter().count(), 2);
+    }
+
+    #[test]
+    fn malformed_rings_are_rejected_with_a_message_naming_the_problem() {
+        assert_eq!(Keyring::parse("").unwrap_err(), KeyringError::Empty);
+        assert_eq!(Keyring::parse(" , ").unwrap_err(), KeyringError::Empty);
+        assert_eq!(Keyring::parse("nokey").unwrap_err(), KeyringError::MissingEquals(1));
+        assert_eq!(Keyring::parse(&format!("a b={}", key(1))).unwrap_err(), KeyringError::BadId(1));
+        assert_eq!(Keyring::parse("k=!!!").unwrap_err(), KeyringError::BadBase64("k".into()));
+        let short = STANDARD.encode([7u8; 16]);
+        assert_eq!(
+            Keyring::parse(&format!("k={short}")).unwrap_err(),
+            KeyringError::BadLength { id: "k".into(), len: 16 }
+        );
+        assert_eq!(
+            Keyring::parse(&format!("k={},k={}", key(1), key(2))).unwrap_err(),
+            KeyringError::Duplicate("k".into())
+        );
+    }
+
+    #[test]
+    fn errors_and_debug_output_never_contain_key_material() {
+        let secret = key(0xAB);
+        let ring = Keyring::parse(&format!("k={secret}")).unwrap();
+        assert!(!format!("{ring:?}").contains(&secret));
+        let bad = STANDARD.encode([0xCDu8; 31]);
+        let err = Keyring::parse(&format!("k={bad}")).unwrap_err().to_string();
+        assert!(!err.contains(&bad), "{err}");
+    }
+
+    #[test]
+    fn generated_keys_parse_back_into_a_ring() {
+        let line = generate(&KekId::parse("fresh").unwrap()).unwrap();
+        let ring = Keyring::parse(&line).unwrap();
+        assert_eq!(ring.active().id().as_str(), "fresh");
+    }
+}
