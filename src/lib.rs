@@ -2,3 +2,12 @@
 #![forbid(unsafe_code)]
 
 pub mod crypto;
+pub mod domain;
+pub mod providers;
+pub mod config;
+pub mod telemetry;
+pub mod store;
+pub mod http;
+pub mod service;
+pub mod startup;
+pub mod cli;

@@ -5,6 +5,7 @@
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use ring::aead::{LessSafeKey, UnboundKey, AES_256_GCM};
+use ring::{hkdf, hmac};
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -54,6 +55,8 @@ impl fmt::Display for KekId {
 pub struct Kek {
     id: KekId,
     pub(super) key: LessSafeKey,
+    /// HKDF pseudo-random key for deriving purpose-bound subkeys (e.g. CSRF).
+    prk: hkdf::Prk,
 }
 
 impl Kek {
@@ -63,10 +66,22 @@ impl Kek {
             id: id.0.clone(),
             len: material.len(),
         })?;
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"keydrop kek subkeys v1").extract(material);
         Ok(Self {
             id,
             key: LessSafeKey::new(unbound),
+            prk,
         })
+    }
+
+    /// Derives an HMAC-SHA256 key for one purpose; distinct `purpose`s give unrelated keys.
+    pub fn derive_hmac_key(&self, purpose: &str) -> hmac::Key {
+        let info = [purpose.as_bytes()];
+        let okm = self
+            .prk
+            .expand(&info, hmac::HMAC_SHA256)
+            .expect("HMAC-SHA256 key length is within HKDF limits");
+        hmac::Key::from(okm)
     }
 
     pub fn id(&self) -> &KekId {

@@ -5,8 +5,10 @@
 //! entry in [`catalog::PROVIDERS`].
 
 mod catalog;
+mod check;
 
 pub use catalog::PROVIDERS;
+pub use check::{CheckResult, CheckStatus};
 
 /// One kind of credential a drop link can ask for.
 #[derive(Debug)]
@@ -60,4 +62,100 @@ pub enum FieldKind {
 /// Looks a provider up by its id.
 pub fn find(id: &str) -> Option<&'static Provider> {
     PROVIDERS.iter().find(|p| p.id == id)
+}
+
+impl Provider {
+    /// The field that gives the fingerprint.
+    pub fn fingerprint_of<'a>(&self, value: &'a str) -> &'a str {
+        let start = value.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
+        &value[start..]
+    }
+}
+
+impl Field {
+    /// Validates one submitted value, returning it trimmed, or a message for the admin.
+    /// `None` and blank mean "not given". Messages never quote the value.
+    pub fn validate<'v>(&self, value: Option<&'v str>) -> Result<Option<&'v str>, String> {
+        let v = value.map(str::trim).unwrap_or("");
+        if v.is_empty() {
+            return if self.required {
+                Err(format!("Enter the {}.", self.label.to_lowercase()))
+            } else {
+                Ok(None)
+            };
+        }
+        if v.chars().count() > self.max_len {
+            return Err(format!("The {} is too long (at most {} characters). Check you pasted only the {}.", self.label.to_lowercase(), self.max_len, self.label.to_lowercase()));
+        }
+        let ok = match self.kind {
+            FieldKind::Text => !v.chars().any(char::is_control),
+            FieldKind::Token => v.bytes().all(|b| b.is_ascii_graphic()),
+            FieldKind::Numeric => v.bytes().all(|b| b.is_ascii_digit()),
+            FieldKind::Subdomain => {
+                v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !v.starts_with('-') && !v.ends_with('-')
+            }
+        };
+        if !ok {
+            let why = match self.kind {
+                FieldKind::Text => "must not contain line breaks or control characters",
+                FieldKind::Token => "should contain no spaces or special characters; copy it again from the provider",
+                FieldKind::Numeric => "must be a number",
+                FieldKind::Subdomain => "should be only the part before .bamboohr.com, e.g. acme",
+            };
+            return Err(format!("The {} {why}.", self.label.to_lowercase()));
+        }
+        Ok(Some(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_provider_in_the_contract_is_in_the_catalog_with_its_fields() {
+        let expect: &[(&str, &[&str])] = &[
+            ("greenhouse", &["client_id", "client_secret", "user_id"]),
+            ("greenhouse-legacy", &["api_key"]),
+            ("lever", &["api_key"]),
+            ("ashby", &["api_key"]),
+            ("bamboohr", &["company_domain", "api_key"]),
+            ("generic", &["label", "secret"]),
+        ];
+        for (id, fields) in expect {
+            let p = find(id).unwrap_or_else(|| panic!("{id} missing"));
+            let names: Vec<_> = p.fields.iter().map(|f| f.name).collect();
+            assert_eq!(&names, fields, "{id}");
+            let fp = p.fields.iter().find(|f| f.name == p.fingerprint_field).unwrap();
+            assert!(fp.secret && fp.required, "{id} fingerprints a required secret");
+            assert!(!p.steps.is_empty());
+        }
+        assert_eq!(PROVIDERS.len(), expect.len());
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_last_four_characters() {
+        let p = find("lever").unwrap();
+        assert_eq!(p.fingerprint_of("abcdef123"), "f123");
+        assert_eq!(p.fingerprint_of("ab"), "ab");
+        assert_eq!(p.fingerprint_of("xxé€ab"), "é€ab");
+    }
+
+    #[test]
+    fn field_validation_trims_and_explains() {
+        let gh = find("greenhouse").unwrap();
+        let secret = &gh.fields[1];
+        assert_eq!(secret.validate(Some("  abc123 \n")).unwrap(), Some("abc123"));
+        assert!(secret.validate(None).unwrap_err().contains("client secret"));
+        assert!(secret.validate(Some("has space")).is_err());
+        let long = "a".repeat(secret.max_len + 1);
+        let err = secret.validate(Some(&long)).unwrap_err();
+        assert!(!err.contains(&long));
+        let user = &gh.fields[2];
+        assert_eq!(user.validate(Some("")).unwrap(), None);
+        assert!(user.validate(Some("12a")).is_err());
+        let domain = &find("bamboohr").unwrap().fields[0];
+        assert!(domain.validate(Some("acme.bamboohr.com")).is_err());
+        assert_eq!(domain.validate(Some("acme")).unwrap(), Some("acme"));
+    }
 }

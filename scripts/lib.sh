@@ -1,0 +1,354 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/dev and scripts/test. Source it; the caller sets
+# `set -euo pipefail`. Human-readable messages go to stderr.
+#
+# Provides:
+#   ensure_postgres   export DATABASE_URL (a private throwaway cluster unless
+#                     DATABASE_URL is already set)
+#   ensure_kek_file   export KEYDROP_KEKS_FILE (dev key file) unless keys are
+#                     already configured
+#   ensure_chromium   install Debian's chromium + chromium-driver (for browser
+#                     tests) and export KEYDROP_TEST_CHROMEDRIVER
+
+KEYDROP_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+export KEYDROP_REPO
+
+# First port tried for the private cluster (never the system's 5432).
+KEYDROP_PG_BASE_PORT="${KEYDROP_PG_BASE_PORT:-55432}"
+
+kd_log() { printf 'keydrop: %s\n' "$*" >&2; }
+kd_die() {
+    printf 'keydrop: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------------------
+# Package installation (Debian / apt-get)
+# ---------------------------------------------------------------------------
+
+# Run a command as root: directly when root, else through sudo if present.
+kd_as_root() {
+    if [[ "$(id -u)" -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        kd_die "need root to run '$*' (not root and sudo is not installed)"
+    fi
+}
+
+KD_APT_UPDATED=""
+# kd_apt_install PKG... : install Debian packages with apt-get.
+kd_apt_install() {
+    command -v apt-get >/dev/null 2>&1 ||
+        kd_die "apt-get not found; please install these packages yourself: $*"
+    if [[ "$(id -u)" -ne 0 ]] && ! command -v sudo >/dev/null 2>&1; then
+        kd_die "packages needed: $*. Not root and no sudo: run 'apt-get install $*' as root, then retry."
+    fi
+    if [[ "$(id -u)" -ne 0 ]]; then
+        kd_log "installing Debian packages with sudo (you may be asked for your password): $*"
+    else
+        kd_log "installing Debian packages: $*"
+    fi
+    if [[ -z "$KD_APT_UPDATED" ]]; then
+        kd_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+            kd_die "apt-get update failed"
+        KD_APT_UPDATED=1
+    fi
+    kd_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" ||
+        kd_die "apt-get install $* failed"
+}
+
+# ---------------------------------------------------------------------------
+# PostgreSQL
+# ---------------------------------------------------------------------------
+
+# Print the bin dir of the highest installed PostgreSQL server version.
+kd_pg_find_bindir() {
+    local d v best="" bestv=""
+    for d in /usr/lib/postgresql/*/bin; do
+        [[ -x "$d/initdb" && -x "$d/pg_ctl" && -x "$d/postgres" ]] || continue
+        v="$(basename "$(dirname "$d")")"
+        if [[ -z "$bestv" ]] || [[ "$(printf '%s\n%s\n' "$bestv" "$v" | sort -V | tail -n1)" == "$v" ]]; then
+            best="$d"
+            bestv="$v"
+        fi
+    done
+    [[ -n "$best" ]] || return 1
+    printf '%s\n' "$best"
+}
+
+# True when something accepts TCP connections on 127.0.0.1:$1.
+kd_port_in_use() {
+    timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
+# Run a command as the cluster's owner (KD_PG_USER when root, else ourselves).
+# cd / first: the owner may not be able to read the caller's working directory.
+kd_pg_run() {
+    if [[ -n "${KD_PG_USER:-}" ]]; then
+        (cd / && runuser -u "$KD_PG_USER" -- "$@")
+    else
+        "$@"
+    fi
+}
+
+# Start the server detached from our file descriptors: the postmaster must
+# not keep the caller's pipes (e.g. a CI log pipe) or the lock file open.
+kd_pg_start() (
+    local f n
+    for f in /proc/"$BASHPID"/fd/*; do
+        n="${f##*/}"
+        if [[ "$n" =~ ^[0-9]+$ ]] && ((n > 2)); then
+            eval "exec $n>&-" 2>/dev/null || true
+        fi
+    done
+    kd_pg_run "$@" </dev/null >/dev/null
+)
+
+# When root: pick the system user that owns the cluster (postgres, or a
+# dedicated keydrop-pg user, created if needed).
+kd_pg_pick_user() {
+    if id -u postgres >/dev/null 2>&1; then
+        KD_PG_USER=postgres
+    else
+        if ! id -u keydrop-pg >/dev/null 2>&1; then
+            kd_log "creating system user 'keydrop-pg' to own the private PostgreSQL cluster"
+            useradd --system --no-create-home --home-dir /nonexistent \
+                --shell /usr/sbin/nologin --user-group keydrop-pg ||
+                kd_die "could not create system user keydrop-pg"
+        fi
+        KD_PG_USER=keydrop-pg
+    fi
+}
+
+ensure_postgres() {
+    if [[ -n "${DATABASE_URL:-}" ]]; then
+        kd_log "using DATABASE_URL from the environment"
+        export DATABASE_URL
+        return 0
+    fi
+
+    local bindir
+    if ! bindir="$(kd_pg_find_bindir)"; then
+        kd_log "no PostgreSQL server binaries under /usr/lib/postgresql; installing the 'postgresql' package"
+        kd_apt_install postgresql
+        bindir="$(kd_pg_find_bindir)" ||
+            kd_die "PostgreSQL still not found under /usr/lib/postgresql after installing it"
+    fi
+
+    # Where the cluster lives: <base>/pg (data), <base>/pg.log, <base>/pg.port
+    local base="$KEYDROP_REPO/.keydrop"
+    mkdir -p "$base"
+    KD_PG_USER=""
+    if [[ "$(id -u)" -eq 0 ]]; then
+        # initdb/postgres refuse to run as root.
+        if [[ -d "$base/pg" ]] && [[ "$(stat -c %u "$base/pg")" -ne 0 ]]; then
+            # Reuse whoever already owns an existing cluster.
+            KD_PG_USER="$(stat -c %U "$base/pg")"
+        else
+            kd_pg_pick_user
+        fi
+        chmod go+x "$base"
+        if ! runuser -u "$KD_PG_USER" -- test -x "$base"; then
+            local hash
+            hash="$(printf '%s' "$KEYDROP_REPO" | sha256sum | cut -c1-10)"
+            kd_log "user '$KD_PG_USER' cannot traverse to $base (a parent directory is not searchable);"
+            base="/var/tmp/keydrop-pg-$hash"
+            kd_log "putting the private PostgreSQL cluster in $base instead"
+            mkdir -p "$base"
+            chmod 755 "$base"
+            if [[ -d "$base/pg" ]] && [[ "$(stat -c %u "$base/pg")" -ne 0 ]]; then
+                KD_PG_USER="$(stat -c %U "$base/pg")"
+            else
+                kd_pg_pick_user
+            fi
+        fi
+    fi
+    local datadir="$base/pg" logfile="$base/pg.log" portfile="$base/pg.port"
+
+    if [[ -d "$datadir" ]] && [[ -z "$KD_PG_USER" ]] && [[ "$(stat -c %u "$datadir")" -ne "$(id -u)" ]]; then
+        kd_die "$datadir belongs to user '$(stat -c %U "$datadir")', not you; remove it (or run as that user / set DATABASE_URL)"
+    fi
+
+    # Serialise concurrent runs (e.g. scripts/dev and scripts/test starting
+    # together). The lock fd must not leak into the postmaster: closed below.
+    local lockfd
+    exec {lockfd}>"$base/pg.lock"
+    if ! flock -w 300 "$lockfd"; then
+        exec {lockfd}>&-
+        kd_die "timed out waiting for the lock $base/pg.lock"
+    fi
+
+    # No `|| ...` here: that would switch off `set -e` inside the function.
+    # On failure the caller's `set -e` exits, which also releases the lock.
+    kd_pg_ensure_locked "$bindir" "$base" "$datadir" "$logfile" "$portfile" {lockfd}>&-
+    local rc=$?
+    exec {lockfd}>&-
+    [[ "$rc" -eq 0 ]] || kd_die "could not set up the private PostgreSQL cluster"
+
+    local port
+    port="$(cat "$portfile")"
+    export DATABASE_URL="postgres://postgres@127.0.0.1:$port/keydrop"
+    export KEYDROP_PG_BINDIR="$bindir"
+    kd_log "PostgreSQL ready: DATABASE_URL=$DATABASE_URL (data in $datadir, log $logfile)"
+}
+
+# Runs with the lock held, in a subshell (own `set -e`; kd_die exits only the
+# subshell, returning a failure status to ensure_postgres).
+kd_pg_ensure_locked() (
+    set -euo pipefail
+    local bindir="$1" base="$2" datadir="$3" logfile="$4" portfile="$5"
+    local port="" v
+
+    # Already running? Reuse it, on whatever port it listens on.
+    if [[ -f "$datadir/PG_VERSION" ]] && kd_pg_run "$bindir/pg_ctl" -D "$datadir" status >/dev/null 2>&1; then
+        port="$(sed -n 4p "$datadir/postmaster.pid" 2>/dev/null || true)"
+        [[ "$port" =~ ^[0-9]+$ ]] || kd_die "cluster in $datadir is running but its port is unknown; stop it with: $bindir/pg_ctl -D $datadir stop"
+        kd_log "reusing the running private PostgreSQL cluster on 127.0.0.1:$port"
+    else
+        # Existing cluster made by another major version: it is a throwaway, recreate.
+        if [[ -f "$datadir/PG_VERSION" ]]; then
+            v="$(cat "$datadir/PG_VERSION")"
+            if [[ -x "/usr/lib/postgresql/$v/bin/pg_ctl" && -x "/usr/lib/postgresql/$v/bin/postgres" ]]; then
+                bindir="/usr/lib/postgresql/$v/bin"
+            else
+                kd_log "cluster in $datadir is for PostgreSQL $v, which is not installed; recreating it"
+                rm -rf "$datadir"
+            fi
+        elif [[ -d "$datadir" ]]; then
+            kd_log "removing incomplete cluster directory $datadir"
+            rm -rf "$datadir"
+        fi
+
+        if [[ ! -f "$datadir/PG_VERSION" ]]; then
+            kd_log "creating a private PostgreSQL cluster in $datadir"
+            mkdir -p "$datadir"
+            if [[ -n "${KD_PG_USER:-}" ]]; then
+                chown "$KD_PG_USER:" "$datadir"
+            fi
+            chmod 700 "$datadir"
+            if ! kd_pg_run "$bindir/initdb" -D "$datadir" -A trust -U postgres \
+                --no-instructions -E UTF8 --no-locale >"$base/initdb.log" 2>&1; then
+                cat "$base/initdb.log" >&2
+                kd_die "initdb failed (see above)"
+            fi
+        fi
+
+        # Choose the port: the remembered one if still free, else the first
+        # free one from the base port up.
+        local remembered=""
+        if [[ -f "$portfile" ]]; then
+            remembered="$(cat "$portfile")"
+        fi
+        if [[ "$remembered" =~ ^[0-9]+$ ]] && ! kd_port_in_use "$remembered"; then
+            port="$remembered"
+        else
+            local p
+            for ((p = KEYDROP_PG_BASE_PORT; p < KEYDROP_PG_BASE_PORT + 200; p++)); do
+                if ! kd_port_in_use "$p"; then
+                    port="$p"
+                    break
+                fi
+            done
+            [[ -n "$port" ]] || kd_die "no free TCP port in $KEYDROP_PG_BASE_PORT..$((KEYDROP_PG_BASE_PORT + 199))"
+        fi
+
+        # Settings, rewritten on every start and included from postgresql.conf.
+        local sockdir="$datadir"
+        if ((${#sockdir} + ${#port} + 12 > 100)) || [[ "$sockdir" == *"'"* ]]; then
+            sockdir="" # path too long for a unix socket: TCP only
+        fi
+        local conf
+        conf="listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$sockdir'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+"
+        kd_pg_run tee "$datadir/keydrop.conf" >/dev/null <<<"$conf"
+        if ! grep -qx "include 'keydrop.conf'" "$datadir/postgresql.conf"; then
+            printf "\n# added by scripts/lib.sh\ninclude 'keydrop.conf'\n" |
+                kd_pg_run tee -a "$datadir/postgresql.conf" >/dev/null
+        fi
+
+        touch "$logfile"
+        if [[ -n "${KD_PG_USER:-}" ]]; then
+            chown "$KD_PG_USER:" "$logfile"
+        fi
+        kd_log "starting private PostgreSQL ($bindir) on 127.0.0.1:$port (log: $logfile)"
+        if ! kd_pg_start "$bindir/pg_ctl" -D "$datadir" -l "$logfile" -w -t 60 start; then
+            tail -n 30 "$logfile" >&2 || true
+            kd_die "PostgreSQL failed to start (log above, full log in $logfile)"
+        fi
+    fi
+    printf '%s\n' "$port" >"$portfile"
+
+    # Wait until it accepts TCP connections.
+    local i
+    for ((i = 0; i < 60; i++)); do
+        if "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres; then
+            break
+        fi
+        sleep 0.5
+    done
+    "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" -U postgres -d postgres ||
+        kd_die "PostgreSQL on 127.0.0.1:$port is not accepting connections (log: $logfile)"
+
+    # Create the database if missing (client tools from the same bin dir,
+    # falling back to the ones on PATH).
+    local psql="$bindir/psql" createdb="$bindir/createdb"
+    [[ -x "$psql" ]] || psql="psql"
+    [[ -x "$createdb" ]] || createdb="createdb"
+    if [[ "$("$psql" -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -tAc \
+        "select 1 from pg_database where datname = 'keydrop'")" != "1" ]]; then
+        kd_log "creating database 'keydrop'"
+        "$createdb" -h 127.0.0.1 -p "$port" -U postgres keydrop
+    fi
+)
+
+# ---------------------------------------------------------------------------
+# Key-encryption keys for a local instance
+# ---------------------------------------------------------------------------
+
+ensure_kek_file() {
+    if [[ -n "${KEYDROP_KEKS:-}" || -n "${KEYDROP_KEKS_FILE:-}" ]]; then
+        return 0
+    fi
+    local f="$KEYDROP_REPO/.keydrop/keks"
+    if [[ ! -s "$f" ]]; then
+        kd_log "generating a development key-encryption key in $f"
+        mkdir -p "$KEYDROP_REPO/.keydrop"
+        local tmp
+        tmp="$(mktemp "$f.XXXXXX")" # mode 600
+        if ! (cd "$KEYDROP_REPO" && SQLX_OFFLINE="${SQLX_OFFLINE:-true}" \
+            cargo run -q --bin keydrop -- keygen --id dev) >"$tmp"; then
+            rm -f "$tmp"
+            kd_die "'keydrop keygen' failed"
+        fi
+        [[ -s "$tmp" ]] || {
+            rm -f "$tmp"
+            kd_die "'keydrop keygen' printed nothing"
+        }
+        chmod 600 "$tmp"
+        mv -f "$tmp" "$f"
+    fi
+    export KEYDROP_KEKS_FILE="$f"
+}
+
+# ---------------------------------------------------------------------------
+# Browser tests (NOT called from scripts/test yet; wire it in when the
+# browser test step lands)
+# ---------------------------------------------------------------------------
+
+ensure_chromium() {
+    if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+        kd_log "Chromium/ChromeDriver missing; installing Debian's chromium and chromium-driver"
+        kd_apt_install chromium chromium-driver
+    fi
+    [[ -x /usr/bin/chromedriver ]] || kd_die "/usr/bin/chromedriver still missing after install"
+    # Note: as root, Chromium needs --no-sandbox (the test code's job).
+    export KEYDROP_TEST_CHROMEDRIVER=/usr/bin/chromedriver
+}

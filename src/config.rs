@@ -1,0 +1,220 @@
+//! Configuration: the one place that reads the environment.
+
+use crate::crypto::{Keyring, KeyringError};
+use crate::domain::HumanDuration;
+use anyhow::{bail, Context as _};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use url::Url;
+
+/// Everything `keydrop` reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: SecretString,
+    pub public_addr: SocketAddr,
+    pub internal_addr: SocketAddr,
+    /// Base URL of drop links, without a trailing slash.
+    pub public_url: Url,
+    pub log_filter: String,
+    pub log_json: bool,
+    /// Requests per minute per client IP on drop pages; `None` when off.
+    pub rate_limit: Option<RateLimit>,
+    /// Default lifetime of new drop links.
+    pub link_ttl: HumanDuration,
+}
+
+/// A per-IP request budget: `count` requests per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub per: std::time::Duration,
+}
+
+impl RateLimit {
+    /// Parses `30/min`, `5/s`, `100/h`, `1000/d`, or `off`.
+    pub fn parse(s: &str) -> Result<Option<Self>, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        let err = || format!("{s:?} is not a rate limit: use e.g. 30/min, 5/s, 100/h or off");
+        let (count, unit) = s.split_once('/').ok_or_else(err)?;
+        let count: u32 = count.trim().parse().map_err(|_| err())?;
+        let secs = match unit.trim() {
+            "s" | "sec" | "second" => 1,
+            "m" | "min" | "minute" => 60,
+            "h" | "hour" => 3600,
+            "d" | "day" => 86_400,
+            _ => return Err(err()),
+        };
+        if count == 0 {
+            return Err(err());
+        }
+        Ok(Some(Self {
+            count,
+            per: std::time::Duration::from_secs(secs),
+        }))
+    }
+}
+
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(&|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads configuration through `env`, so tests need not touch the process.
+    pub fn from_lookup(env: Env<'_>) -> anyhow::Result<Self> {
+        let database_url = env("DATABASE_URL")
+            .context("DATABASE_URL is not set: point it at the Postgres database, e.g. postgres://keydrop@localhost/keydrop")?;
+        let addr = |key: &str, default: &str| -> anyhow::Result<SocketAddr> {
+            let v = env(key).unwrap_or_else(|| default.to_owned());
+            v.parse()
+                .with_context(|| format!("{key}={v:?} is not an address like 127.0.0.1:8080"))
+        };
+        let public_addr = addr("KEYDROP_PUBLIC_ADDR", "127.0.0.1:8080")?;
+        let internal_addr = addr("KEYDROP_INTERNAL_ADDR", "127.0.0.1:8081")?;
+        let public_url = match env("KEYDROP_PUBLIC_URL") {
+            Some(u) => parse_public_url(&u)?,
+            None => {
+                let host = if public_addr.ip().is_unspecified() {
+                    "localhost".to_owned()
+                } else {
+                    public_addr.ip().to_string()
+                };
+                let host = if public_addr.is_ipv6() && host != "localhost" {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                parse_public_url(&format!("http://{host}:{}", public_addr.port()))?
+            }
+        };
+        let log_json = match env("KEYDROP_LOG_FORMAT").as_deref() {
+            None | Some("pretty") => false,
+            Some("json") => true,
+            Some(other) => bail!("KEYDROP_LOG_FORMAT={other:?}: use pretty or json"),
+        };
+        let rate_limit = RateLimit::parse(&env("KEYDROP_RATE_LIMIT").unwrap_or_else(|| "30/min".into()))
+            .map_err(|e| anyhow::anyhow!("KEYDROP_RATE_LIMIT: {e}"))?;
+        let link_ttl = HumanDuration::parse(&env("KEYDROP_LINK_TTL").unwrap_or_else(|| "7d".into()))
+            .map_err(|e| anyhow::anyhow!("KEYDROP_LINK_TTL: {e}"))?;
+        Ok(Self {
+            database_url: SecretString::from(database_url),
+            public_addr,
+            internal_addr,
+            public_url,
+            log_filter: env("KEYDROP_LOG").unwrap_or_else(|| "info".into()),
+            log_json,
+            rate_limit,
+            link_ttl,
+        })
+    }
+
+    /// True when drop links are served over TLS (enables HSTS and Secure cookies).
+    pub fn is_https(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// The origin browsers send in `Origin` for our pages.
+    pub fn public_origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+}
+
+fn parse_public_url(s: &str) -> anyhow::Result<Url> {
+    let url = Url::parse(s.trim_end_matches('/'))
+        .with_context(|| format!("KEYDROP_PUBLIC_URL={s:?} is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        bail!("KEYDROP_PUBLIC_URL={s:?} must be an http:// or https:// URL with a host");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("KEYDROP_PUBLIC_URL={s:?} must not have a query or fragment");
+    }
+    Ok(url)
+}
+
+/// Loads the KEK ring from `KEYDROP_KEKS` or the file named by `KEYDROP_KEKS_FILE`.
+pub fn load_keyring() -> anyhow::Result<Keyring> {
+    load_keyring_from(&|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+}
+
+pub fn load_keyring_from(env: Env<'_>) -> anyhow::Result<Keyring> {
+    let (spec, source) = match (env("KEYDROP_KEKS"), env("KEYDROP_KEKS_FILE")) {
+        (Some(_), Some(_)) => bail!("set only one of KEYDROP_KEKS and KEYDROP_KEKS_FILE"),
+        (Some(s), None) => (zeroize::Zeroizing::new(s), "KEYDROP_KEKS".to_owned()),
+        (None, Some(path)) => (
+            zeroize::Zeroizing::new(
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read KEYDROP_KEKS_FILE {path:?}"))?,
+            ),
+            format!("KEYDROP_KEKS_FILE {path:?}"),
+        ),
+        (None, None) => return Err(KeyringError::Empty.into()),
+    };
+    Keyring::parse(&spec).with_context(|| format!("invalid KEK ring in {source}"))
+}
+
+/// Joins the public base URL and a drop-link token.
+pub fn drop_url(base: &Url, token: &str) -> String {
+    format!("{}/d/{token}", base.as_str().trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(&move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = cfg(&[("DATABASE_URL", "postgres://x/y")]).unwrap();
+        assert_eq!(c.public_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.internal_addr.to_string(), "127.0.0.1:8081");
+        assert_eq!(drop_url(&c.public_url, "t"), "http://127.0.0.1:8080/d/t");
+        assert_eq!(c.rate_limit, RateLimit::parse("30/min").unwrap());
+        assert!(!c.is_https());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_PUBLIC_ADDR", "nope")]).unwrap_err();
+        assert!(e.to_string().contains("KEYDROP_PUBLIC_ADDR"));
+        let e = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_PUBLIC_URL", "ftp://x")]).unwrap_err();
+        assert!(e.to_string().contains("KEYDROP_PUBLIC_URL"));
+        let e = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_RATE_LIMIT", "lots")]).unwrap_err();
+        assert!(e.to_string().contains("KEYDROP_RATE_LIMIT"));
+        assert!(cfg(&[]).unwrap_err().to_string().contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn https_public_urls_are_recognised_and_trailing_slashes_dropped() {
+        let c = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_PUBLIC_URL", "https://drop.example.com/")]).unwrap();
+        assert!(c.is_https());
+        assert_eq!(c.public_origin(), "https://drop.example.com");
+        assert_eq!(drop_url(&c.public_url, "t"), "https://drop.example.com/d/t");
+    }
+
+    #[test]
+    fn rate_limits_parse() {
+        assert_eq!(RateLimit::parse("off").unwrap(), None);
+        assert_eq!(RateLimit::parse("5/s").unwrap().unwrap().count, 5);
+        assert!(RateLimit::parse("0/min").is_err());
+        assert!(RateLimit::parse("5/fortnight").is_err());
+    }
+
+    #[test]
+    fn the_keyring_error_never_shows_the_key() {
+        let bad = "k=QUJDREVGR0hJSktMTU5PUA=="; // 16 bytes
+        let e = load_keyring_from(&|k| (k == "KEYDROP_KEKS").then(|| bad.to_owned())).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("32 bytes") && !msg.contains("QUJDREVGR0hJSktMTU5PUA"), "{msg}");
+    }
+}

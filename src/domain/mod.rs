@@ -1,0 +1,11 @@
+//! Domain types that can't be invalid: parsed once at the edge, trusted inside.
+
+mod duration;
+mod email;
+mod scope;
+mod token;
+
+pub use duration::HumanDuration;
+pub use email::Email;
+pub use scope::{Scope, Scopes};
+pub use token::{DropToken, StaffSecret, TokenHash};

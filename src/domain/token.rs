@@ -1,0 +1,139 @@
+//! Bearer secrets: drop-link tokens and staff tokens, stored only as hashes.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use ring::rand::{SecureRandom, SystemRandom};
+use secrecy::{ExposeSecret, SecretString};
+use std::fmt;
+
+/// SHA-256 of a token: the only form a token is stored in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl TokenHash {
+    fn of(token: &str) -> Self {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        Self(out)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenHash(..)")
+    }
+}
+
+fn random_token(prefix: &str) -> SecretString {
+    let mut bytes = [0u8; 32];
+    // The OS RNG failing is unrecoverable for a security product.
+    SystemRandom::new().fill(&mut bytes).expect("system random number generator");
+    let token = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
+    zeroize::Zeroize::zeroize(&mut bytes);
+    SecretString::from(token)
+}
+
+/// Checks the shape of a token: prefix plus 43 base64url characters.
+fn well_formed(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix).is_some_and(|rest| {
+        rest.len() == 43 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// The secret part of a drop link: 256 random bits.
+pub struct DropToken(SecretString);
+
+impl DropToken {
+    const PREFIX: &'static str = "kdl_";
+
+    pub fn generate() -> Self {
+        Self(random_token(Self::PREFIX))
+    }
+
+    /// Accepts only well-formed tokens, so junk never reaches the database.
+    pub fn parse(s: &str) -> Option<Self> {
+        well_formed(s, Self::PREFIX).then(|| Self(SecretString::from(s.to_owned())))
+    }
+
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(self.0.expose_secret())
+    }
+
+    /// The raw token, for building the link URL only.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for DropToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DropToken([redacted])")
+    }
+}
+
+/// A staff bearer token.
+pub struct StaffSecret(SecretString);
+
+impl StaffSecret {
+    const PREFIX: &'static str = "kds_";
+
+    pub fn generate() -> Self {
+        Self(random_token(Self::PREFIX))
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        well_formed(s, Self::PREFIX).then(|| Self(SecretString::from(s.to_owned())))
+    }
+
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(self.0.expose_secret())
+    }
+
+    /// The raw token, to print once when it is created.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for StaffSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StaffSecret([redacted])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_parse_and_hash_stably() {
+        let t = DropToken::generate();
+        let again = DropToken::parse(t.expose()).unwrap();
+        assert_eq!(t.hash(), again.hash());
+        assert_ne!(t.hash(), DropToken::generate().hash());
+        assert!(StaffSecret::parse(StaffSecret::generate().expose()).is_some());
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        let t = DropToken::generate();
+        let raw = t.expose();
+        assert!(DropToken::parse(&raw[..raw.len() - 1]).is_none());
+        assert!(DropToken::parse(&format!("{raw}A")).is_none());
+        assert!(StaffSecret::parse(raw).is_none(), "wrong prefix");
+        assert!(DropToken::parse(&format!("kdl_{}", "!".repeat(43))).is_none());
+        assert!(DropToken::parse(&"x".repeat(10_000)).is_none());
+    }
+
+    #[test]
+    fn debug_output_redacts_the_token() {
+        let t = StaffSecret::generate();
+        assert!(!format!("{t:?}").contains(t.expose()));
+        let d = DropToken::generate();
+        assert!(!format!("{d:?}{:?}", d.hash()).contains(d.expose()));
+    }
+}

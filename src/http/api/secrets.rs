@@ -1,0 +1,162 @@
+//! Secrets: list and read metadata, reveal, mark ingested, crypto-shred.
+
+use super::parse_id;
+use crate::crypto::{self, Context, CryptoError};
+use crate::domain::Scope;
+use crate::http::error::ApiError;
+use crate::http::staff::Staff;
+use crate::http::AppState;
+use crate::store::audit::{self, NewEvent};
+use crate::store::secrets::{self, Filter, SecretMeta};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/secrets", get(list))
+        .route("/secrets/{id}", get(show).delete(shred))
+        .route("/secrets/{id}/reveal", post(reveal))
+        .route("/secrets/{id}/ingested", post(ingested))
+}
+
+const STATUSES: [&str; 4] = ["received", "revealed", "ingested", "shredded"];
+const NOT_FOUND: &str = "no secret with that id";
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    provider: Option<String>,
+    organization: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    staff: Staff,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    staff.require(Scope::Read)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_filter", e.body_text()))?;
+    if let Some(s) = q.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+        return Err(ApiError::bad_request(
+            "invalid_filter",
+            format!("unknown status {s:?}: use one of {}", STATUSES.join(", ")),
+        ));
+    }
+    let filter = Filter {
+        status: q.status.as_deref(),
+        provider: q.provider.as_deref(),
+        organization: q.organization.as_deref(),
+    };
+    let items = secrets::list(&state.db, filter, 1000).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn show(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Json<SecretMeta>, ApiError> {
+    staff.require(Scope::Read)?;
+    let id = parse_id(&id, NOT_FOUND)?;
+    secrets::get(&state.db, id).await?.map(Json).ok_or(ApiError::NotFound(NOT_FOUND))
+}
+
+/// Decrypts and returns the credential. The audit event commits in the same
+/// transaction before anything is returned: no record, no reveal.
+async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, ApiError> {
+    staff.require(Scope::Reveal)?;
+    let id = parse_id(&id, NOT_FOUND)?;
+    let mut tx = state.db.begin().await?;
+    let locked = secrets::lock(&mut tx, id).await?.ok_or(ApiError::NotFound(NOT_FOUND))?;
+    let Some(envelope) = locked.envelope else {
+        return Err(ApiError::conflict("shredded", "this secret was shredded; its ciphertext no longer exists"));
+    };
+    let ctx = Context { secret_id: id, provider: &locked.meta.provider };
+    let plaintext = match crypto::open(&state.keyring, ctx, &envelope) {
+        Ok(p) => p,
+        Err(CryptoError::UnknownKek(kek)) => return Err(ApiError::KekUnavailable(kek)),
+        Err(e) => {
+            // Tampering or a mismatched key: record the failure, answer generically.
+            drop(tx);
+            audit::record(
+                &state.db,
+                NewEvent::failure(&staff.actor, "secret.revealed", "failure")
+                    .secret(id)
+                    .detail(json!({ "error": e.to_string() })),
+            )
+            .await?;
+            return Err(ApiError::Internal(anyhow::anyhow!("secret {id} failed to decrypt: {e}")));
+        }
+    };
+    let fields: Value = serde_json::from_slice(&plaintext)
+        .map_err(|_| ApiError::Internal(anyhow::anyhow!("secret {id} decrypted to invalid JSON")))?;
+    drop(plaintext);
+    if locked.meta.status == "received" {
+        secrets::set_status(&mut tx, id, "revealed").await?;
+    }
+    audit::record(
+        &mut *tx,
+        NewEvent::success(&staff.actor, "secret.revealed")
+            .secret(id)
+            .request(locked.meta.request_id)
+            .detail(json!({ "provider": locked.meta.provider, "kek_id": envelope.kek_id })),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(secret_id = %id, staff = %staff.name, "secret revealed");
+    let body = json!({
+        "id": id,
+        "provider": locked.meta.provider,
+        "organization": locked.meta.organization,
+        "fields": fields,
+    });
+    let mut resp = Json(body).into_response();
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// Moves a secret along its lifecycle, answering 409 for impossible moves.
+async fn transition(state: &AppState, staff: &Staff, id: Uuid, to: &'static str, action: &'static str) -> Result<SecretMeta, ApiError> {
+    let mut tx = state.db.begin().await?;
+    let locked = secrets::lock(&mut tx, id).await?.ok_or(ApiError::NotFound(NOT_FOUND))?;
+    let from = locked.meta.status.as_str();
+    let allowed = match to {
+        "ingested" => from == "revealed",
+        "shredded" => from != "shredded",
+        _ => false,
+    };
+    if !allowed {
+        let message = match (from, to) {
+            ("shredded", _) => "this secret was already shredded".to_owned(),
+            ("received", "ingested") => "reveal the secret before marking it ingested".to_owned(),
+            _ => format!("a {from} secret cannot become {to}"),
+        };
+        return Err(ApiError::conflict("invalid_transition", message));
+    }
+    secrets::set_status(&mut tx, id, to).await?;
+    audit::record(
+        &mut *tx,
+        NewEvent::success(&staff.actor, action)
+            .secret(id)
+            .request(locked.meta.request_id)
+            .detail(json!({ "from": from })),
+    )
+    .await?;
+    tx.commit().await?;
+    secrets::get(&state.db, id).await?.ok_or(ApiError::NotFound(NOT_FOUND))
+}
+
+async fn ingested(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Json<SecretMeta>, ApiError> {
+    staff.require(Scope::Reveal)?;
+    let id = parse_id(&id, NOT_FOUND)?;
+    transition(&state, &staff, id, "ingested", "secret.ingested").await.map(Json)
+}
+
+/// Crypto-shreds a secret: its ciphertext and wrapped key are deleted, metadata stays.
+async fn shred(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Json<SecretMeta>, ApiError> {
+    staff.require(Scope::Admin)?;
+    let id = parse_id(&id, NOT_FOUND)?;
+    transition(&state, &staff, id, "shredded", "secret.shredded").await.map(Json)
+}

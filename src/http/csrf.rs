@@ -1,0 +1,158 @@
+//! CSRF protection for the drop form: a signed double-submit token.
+//!
+//! The cookie holds a random nonce (SameSite=Strict, HttpOnly). The form holds
+//! HMAC(key, link id ‖ nonce), with the key derived from the active KEK so every
+//! replica agrees without shared state. A forged form needs the victim's
+//! cookie *and* the server key. On top, a POST whose `Origin` names another
+//! site, or whose `Sec-Fetch-Site` says cross-site, is refused.
+//!
+//! Note: with `Referrer-Policy: no-referrer`, browsers send `Origin: null` on
+//! same-origin form posts, so `null` cannot be refused by itself; the signed
+//! token and `Sec-Fetch-Site` carry the check in that case.
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use uuid::Uuid;
+
+/// Server-side CSRF signing key.
+pub struct CsrfKey {
+    key: hmac::Key,
+    cookie_name: &'static str,
+    secure: bool,
+}
+
+impl CsrfKey {
+    pub fn new(key: hmac::Key, secure: bool) -> Self {
+        // `__Host-` pins the cookie to our host and path `/`, but needs Secure (https).
+        let cookie_name = if secure { "__Host-keydrop_csrf" } else { "keydrop_csrf" };
+        Self { key, cookie_name, secure }
+    }
+
+    /// Reuses the browser's nonce when it has a well-formed one, else makes one.
+    /// Returns the nonce and, when new, the `Set-Cookie` value to send.
+    pub fn nonce(&self, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+        if let Some(n) = self.cookie(headers) {
+            return (n, None);
+        }
+        let mut bytes = [0u8; 32];
+        SystemRandom::new().fill(&mut bytes).expect("system random number generator");
+        let nonce = URL_SAFE_NO_PAD.encode(bytes);
+        let cookie = format!(
+            "{}={nonce}; Path=/; HttpOnly; SameSite=Strict; Max-Age=86400{}",
+            self.cookie_name,
+            if self.secure { "; Secure" } else { "" }
+        );
+        let value = HeaderValue::from_str(&cookie).expect("cookie is ASCII");
+        (nonce, Some(value))
+    }
+
+    /// The token to embed in the form for this link and nonce.
+    pub fn token(&self, link_id: Uuid, nonce: &str) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, &message(link_id, nonce)).as_ref())
+    }
+
+    /// Checks a submitted token against the cookie, in constant time.
+    pub fn verify(&self, headers: &HeaderMap, link_id: Uuid, submitted: Option<&str>) -> Result<(), &'static str> {
+        let nonce = self.cookie(headers).ok_or("missing cookie")?;
+        let tag = submitted
+            .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
+            .ok_or("missing or malformed token")?;
+        hmac::verify(&self.key, &message(link_id, &nonce), &tag).map_err(|_| "token does not match")
+    }
+
+    fn cookie(&self, headers: &HeaderMap) -> Option<String> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == self.cookie_name)
+            .map(|(_, v)| v.to_owned())
+            .filter(|v| v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    }
+}
+
+fn message(link_id: Uuid, nonce: &str) -> Vec<u8> {
+    let mut m = b"keydrop-csrf-v1\0".to_vec();
+    m.extend_from_slice(link_id.as_bytes());
+    m.extend_from_slice(nonce.as_bytes());
+    m
+}
+
+/// Refuses requests that a browser marks as coming from another site.
+pub fn check_origin(headers: &HeaderMap, our_origin: &str) -> Result<(), &'static str> {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("invalid");
+        if origin != "null" && origin != our_origin {
+            return Err("cross-origin request");
+        }
+    }
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
+            return Err("cross-site request");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> CsrfKey {
+        CsrfKey::new(hmac::Key::new(hmac::HMAC_SHA256, &[b; 32]), false)
+    }
+
+    fn with_cookie(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_str(&format!("other=1; keydrop_csrf={value}")).unwrap());
+        h
+    }
+
+    #[test]
+    fn a_token_verifies_only_with_its_cookie_link_and_key() {
+        let k = key(1);
+        let (nonce, set) = k.nonce(&HeaderMap::new());
+        assert!(set.unwrap().to_str().unwrap().contains("SameSite=Strict"));
+        let link = Uuid::new_v4();
+        let token = k.token(link, &nonce);
+        let headers = with_cookie(&nonce);
+        assert!(k.verify(&headers, link, Some(&token)).is_ok());
+        assert!(k.verify(&headers, Uuid::new_v4(), Some(&token)).is_err());
+        assert!(key(2).verify(&headers, link, Some(&token)).is_err());
+        assert!(k.verify(&HeaderMap::new(), link, Some(&token)).is_err());
+        assert!(k.verify(&headers, link, None).is_err());
+        let (other, _) = k.nonce(&HeaderMap::new());
+        assert!(k.verify(&with_cookie(&other), link, Some(&token)).is_err());
+    }
+
+    #[test]
+    fn an_existing_cookie_is_reused() {
+        let k = key(1);
+        let (nonce, _) = k.nonce(&HeaderMap::new());
+        let (again, set) = k.nonce(&with_cookie(&nonce));
+        assert_eq!(nonce, again);
+        assert!(set.is_none());
+    }
+
+    #[test]
+    fn foreign_origins_and_cross_site_fetches_are_refused() {
+        let ours = "https://drop.example.com";
+        let mut h = HeaderMap::new();
+        assert!(check_origin(&h, ours).is_ok());
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://drop.example.com"));
+        assert!(check_origin(&h, ours).is_ok());
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(check_origin(&h, ours).is_ok());
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(check_origin(&h, ours).is_err());
+        let mut h = HeaderMap::new();
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(check_origin(&h, ours).is_err());
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(check_origin(&h, ours).is_ok());
+    }
+}

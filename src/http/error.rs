@@ -1,0 +1,174 @@
+//! Errors at the HTTP edge: JSON for the internal API, HTML pages for the public side.
+//!
+//! Client mistakes get a precise status and message. Server faults are logged
+//! with their cause and shown only as a generic message.
+
+use super::pages::ErrorPage;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// An error answered by the internal API as `{"error":{"code","message"}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid staff token is required (Authorization: Bearer <token>)")]
+    Unauthorized,
+    #[error("this token lacks the {0:?} scope")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// Well-formed input that breaks a rule (422).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the request body is too large")]
+    TooLarge,
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("the key that encrypted this secret (KEK {0:?}) is not configured on this server")]
+    KekUnavailable(String),
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict { code, message: message.into() }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Self::KekUnavailable(_) => (StatusCode::INTERNAL_SERVER_ERROR, "kek_unavailable"),
+            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            tracing::error!(error = %e, "database unavailable");
+            Self::Unavailable
+        } else {
+            Self::Internal(e.into())
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        match &self {
+            Self::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
+            Self::KekUnavailable(id) => tracing::error!(kek_id = %id, "secret wrapped by a KEK that is not configured"),
+            _ => {}
+        }
+        let body = Json(json!({ "error": { "code": code, "message": self.to_string() } }));
+        let mut resp = (status, body).into_response();
+        if matches!(self, Self::Unauthorized) {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// True for errors meaning "the database can't be reached right now".
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+        || matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("25006"))
+}
+
+/// An error answered on the public listener as an HTML page.
+#[derive(Debug)]
+pub enum PageError {
+    NotFound,
+    Gone { title: &'static str, message: &'static str },
+    Forbidden(&'static str),
+    BadRequest(String),
+    Unavailable,
+    Internal(anyhow::Error),
+}
+
+impl From<sqlx::Error> for PageError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_unavailable(&e) {
+            tracing::error!(error = %e, "database unavailable");
+            Self::Unavailable
+        } else {
+            Self::Internal(e.into())
+        }
+    }
+}
+
+impl From<anyhow::Error> for PageError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Internal(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title, message, hint) = match self {
+            Self::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Link not found",
+                "This drop link does not exist. Check that you copied the whole link from the message you received.".to_owned(),
+                "If it still does not work, ask the person who sent it for a new link.",
+            ),
+            Self::Gone { title, message } => (
+                StatusCode::GONE,
+                title,
+                message.to_owned(),
+                "Nothing was submitted through this page. If you still need to send a credential, ask the person who sent you the link for a new one.",
+            ),
+            Self::Forbidden(why) => (
+                StatusCode::FORBIDDEN,
+                "Please reload the page",
+                why.to_owned(),
+                "Nothing was stored. Open the link again and fill in the form once more.",
+            ),
+            Self::BadRequest(why) => (StatusCode::BAD_REQUEST, "That request could not be read", why, "Nothing was stored."),
+            Self::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "We cannot store credentials right now.".to_owned(),
+                "Nothing was stored. Please try again in a few minutes.",
+            ),
+            Self::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error on a public page");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "We could not complete your request.".to_owned(),
+                    "Nothing was stored. Please try again in a few minutes.",
+                )
+            }
+        };
+        let mut resp = ErrorPage { title, message: &message, hint }.into_response();
+        *resp.status_mut() = status;
+        resp
+    }
+}

@@ -1,0 +1,73 @@
+//! The two HTTP surfaces: the public drop pages and the internal staff API.
+//!
+//! They are separate routers on separate listeners; the internal router is
+//! never mounted on the public listener.
+
+pub mod api;
+mod assets;
+pub mod csrf;
+pub mod error;
+pub mod form;
+mod health;
+pub mod pages;
+mod public;
+mod security;
+mod staff;
+
+use crate::config::Config;
+use crate::crypto::Keyring;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub keyring: Arc<Keyring>,
+    pub config: Arc<Config>,
+    pub csrf: Arc<csrf::CsrfKey>,
+}
+
+impl AppState {
+    pub fn new(db: PgPool, keyring: Keyring, config: Config) -> Self {
+        let csrf = csrf::CsrfKey::new(keyring.active().derive_hmac_key("keydrop csrf v1"), config.is_https());
+        Self {
+            db,
+            keyring: Arc::new(keyring),
+            config: Arc::new(config),
+            csrf: Arc::new(csrf),
+        }
+    }
+}
+
+/// Largest request body accepted on the public listener (a form with a key).
+pub const PUBLIC_BODY_LIMIT: usize = 64 * 1024;
+/// Largest request body accepted by the internal API.
+pub const INTERNAL_BODY_LIMIT: usize = 256 * 1024;
+
+/// Drop pages, static assets and health checks.
+pub fn public_router(state: AppState) -> Router {
+    let https = state.config.is_https();
+    let rate_limit = state.config.rate_limit;
+    Router::new()
+        .merge(public::router(rate_limit))
+        .merge(health::router())
+        .fallback(public::not_found)
+        .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT))
+        .with_state(state)
+        .merge(assets::router())
+        .layer(axum::middleware::map_response(move |r| security::headers(https, r)))
+}
+
+/// The staff API and health checks.
+pub fn internal_router(state: AppState) -> Router {
+    Router::new()
+        .nest("/api/v1", api::router())
+        .merge(health::router())
+        .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
+        .with_state(state)
+        .layer(axum::middleware::map_response(|r| security::headers(false, r)))
+}

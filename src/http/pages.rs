@@ -1,0 +1,82 @@
+//! Askama templates for the public pages, and their rendering.
+
+use crate::providers::Provider;
+use askama::Template;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Renders a template as an HTML response (500 if rendering fails).
+pub fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+            html,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub hint: &'a str,
+}
+
+impl IntoResponse for ErrorPage<'_> {
+    fn into_response(self) -> Response {
+        render(&self)
+    }
+}
+
+/// One provider field as shown on the form. `value` is always empty for secrets.
+pub struct FieldView {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub help: &'static str,
+    pub secret: bool,
+    pub required: bool,
+    pub max_len: usize,
+    pub value: String,
+    pub error: Option<String>,
+}
+
+/// An entry of the error summary, linking to its field.
+pub struct FormError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "drop.html")]
+pub struct DropPage<'a> {
+    pub provider: &'static Provider,
+    pub organization: &'a str,
+    pub expires_on: String,
+    pub csrf_token: String,
+    pub fields: Vec<FieldView>,
+    pub submitter_name: String,
+    pub submitter_email: String,
+    pub name_error: Option<String>,
+    pub email_error: Option<String>,
+    pub errors: Vec<FormError>,
+}
+
+#[derive(Template)]
+#[template(path = "receipt.html")]
+pub struct ReceiptPage<'a> {
+    pub reference: String,
+    pub provider_name: &'a str,
+    pub organization: &'a str,
+    pub fingerprint: &'a str,
+    pub received_at: String,
+    pub check_class: &'static str,
+    pub check_title: &'static str,
+    pub check_message: String,
+    pub missing: Vec<String>,
+}

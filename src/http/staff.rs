@@ -1,0 +1,70 @@
+//! Staff authentication: the `Staff` extractor for the internal API.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::{Scope, Scopes, StaffSecret};
+use crate::store::audit::{self, Actor, NewEvent};
+use crate::store::tokens;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::{header, request::Parts};
+use serde_json::json;
+use std::net::SocketAddr;
+
+/// An authenticated staff token. Handlers call [`Staff::require`] for their scope.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    pub name: String,
+    scopes: Scopes,
+    pub actor: Actor,
+}
+
+impl Staff {
+    /// 403 unless the token holds `scope` (or one that includes it).
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.allows(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(scope.as_str()))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ci| ci.0.ip().to_string());
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim);
+        let Some(presented) = presented else {
+            return Err(ApiError::Unauthorized);
+        };
+        let found = match StaffSecret::parse(presented) {
+            Some(secret) => tokens::authenticate(&state.db, &secret.hash()).await?,
+            None => None,
+        };
+        let Some(token) = found else {
+            // Unknown, revoked, expired or malformed: audited without the token itself.
+            let actor = Actor::public(ip);
+            audit::record(
+                &state.db,
+                NewEvent::failure(&actor, "token.rejected", "denied")
+                    .detail(json!({ "path": parts.uri.path(), "method": parts.method.as_str() })),
+            )
+            .await?;
+            return Err(ApiError::Unauthorized);
+        };
+        Ok(Staff {
+            actor: Actor::staff(token.id, token.name.clone(), ip),
+            name: token.name,
+            scopes: Scopes::from_stored(&token.scopes),
+        })
+    }
+}

@@ -1,0 +1,37 @@
+//! The result of checking a credential against its provider.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What a live check concluded. Holds no secret material.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Verified,
+    MissingPermissions,
+    Invalid,
+    Unverified,
+}
+
+/// Stored with each secret as JSON and shown to staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub status: CheckStatus,
+    /// Permissions the credential lacks, by the provider's names.
+    #[serde(default)]
+    pub missing: Vec<String>,
+    pub checked_at: Option<DateTime<Utc>>,
+    pub detail: String,
+}
+
+impl CheckResult {
+    /// A credential that could not be (or was not) checked.
+    pub fn unverified(detail: impl Into<String>) -> Self {
+        Self {
+            status: CheckStatus::Unverified,
+            missing: Vec::new(),
+            checked_at: Some(Utc::now()),
+            detail: detail.into(),
+        }
+    }
+}

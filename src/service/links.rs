@@ -1,0 +1,142 @@
+//! Creating and revoking drop links.
+
+use crate::config::drop_url;
+use crate::domain::{DropToken, Email, HumanDuration};
+use crate::providers::{self, Provider};
+use crate::store::audit::{self, Actor, NewEvent};
+use crate::store::requests::{self, DropRequest, NewRequest};
+use chrono::Utc;
+use serde_json::json;
+use sqlx::PgPool;
+use url::Url;
+use uuid::Uuid;
+
+/// A validated request for a new link.
+#[derive(Debug)]
+pub struct LinkInput {
+    pub organization: String,
+    pub provider: &'static Provider,
+    pub expires_in: HumanDuration,
+    pub max_uses: i32,
+    pub contact_email: Option<Email>,
+    pub note: Option<String>,
+}
+
+/// Raw values as a caller typed them.
+#[derive(Debug, Default)]
+pub struct RawLink<'a> {
+    pub organization: &'a str,
+    pub provider: &'a str,
+    pub expires_in: Option<&'a str>,
+    pub max_uses: Option<i64>,
+    pub contact_email: Option<&'a str>,
+    pub note: Option<&'a str>,
+}
+
+pub const MAX_USES_LIMIT: i64 = 100_000;
+
+impl LinkInput {
+    /// Parses raw input; `default_ttl` applies when no expiry is given.
+    pub fn parse(raw: RawLink<'_>, default_ttl: HumanDuration) -> Result<Self, String> {
+        let organization = raw.organization.trim();
+        if organization.is_empty() || organization.chars().count() > 200 || organization.chars().any(char::is_control) {
+            return Err("organization must be 1-200 characters without control characters".into());
+        }
+        let provider = providers::find(raw.provider.trim()).ok_or_else(|| {
+            let ids: Vec<_> = providers::PROVIDERS.iter().map(|p| p.id).collect();
+            format!("unknown provider {:?}: use one of {}", raw.provider, ids.join(", "))
+        })?;
+        let expires_in = match raw.expires_in {
+            Some(s) => HumanDuration::parse(s).map_err(|e| format!("expires_in: {e}"))?,
+            None => default_ttl,
+        };
+        let max_uses = raw.max_uses.unwrap_or(1);
+        if !(1..=MAX_USES_LIMIT).contains(&max_uses) {
+            return Err(format!("max_uses must be between 1 and {MAX_USES_LIMIT}"));
+        }
+        let contact_email = raw
+            .contact_email
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| Email::parse(e).map_err(|m| format!("contact_email: {m}")))
+            .transpose()?;
+        let note = raw.note.map(str::trim).filter(|n| !n.is_empty());
+        if note.is_some_and(|n| n.chars().count() > 2000) {
+            return Err("note must be at most 2000 characters".into());
+        }
+        Ok(Self {
+            organization: organization.to_owned(),
+            provider,
+            expires_in,
+            max_uses: max_uses as i32,
+            contact_email,
+            note: note.map(str::to_owned),
+        })
+    }
+}
+
+/// A created link. `url` holds the only copy of the raw token; show it once.
+#[derive(Debug)]
+pub struct CreatedLink {
+    pub request: DropRequest,
+    pub url: String,
+}
+
+/// Stores a new link and its audit event in one transaction.
+pub async fn create(db: &PgPool, base_url: &Url, actor: &Actor, input: &LinkInput) -> sqlx::Result<CreatedLink> {
+    let token = DropToken::generate();
+    let id = Uuid::new_v4();
+    let mut tx = db.begin().await?;
+    let request = requests::insert(
+        &mut *tx,
+        NewRequest {
+            id,
+            token_hash: &token.hash(),
+            organization: &input.organization,
+            provider: input.provider.id,
+            contact_email: input.contact_email.as_ref().map(Email::as_str),
+            note: input.note.as_deref(),
+            created_by: actor.id,
+            created_by_name: actor.name.as_deref().unwrap_or(actor.kind),
+            max_uses: input.max_uses,
+            expires_at: Utc::now() + input.expires_in.as_chrono(),
+        },
+    )
+    .await?;
+    audit::record(
+        &mut *tx,
+        NewEvent::success(actor, "link.created").request(id).detail(json!({
+            "organization": input.organization,
+            "provider": input.provider.id,
+            "max_uses": input.max_uses,
+            "expires_at": request.expires_at,
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(CreatedLink { url: drop_url(base_url, token.expose()), request })
+}
+
+/// Why a link could not be revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    #[error("no drop link with that id")]
+    NotFound,
+    #[error("the link was already revoked")]
+    AlreadyRevoked,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Revokes a link so it can no longer be used.
+pub async fn revoke(db: &PgPool, actor: &Actor, id: Uuid) -> Result<DropRequest, RevokeError> {
+    let mut tx = db.begin().await?;
+    let req = requests::lock(&mut tx, id).await?.ok_or(RevokeError::NotFound)?;
+    if req.revoked_at.is_some() {
+        return Err(RevokeError::AlreadyRevoked);
+    }
+    requests::revoke(&mut tx, id).await?;
+    audit::record(&mut *tx, NewEvent::success(actor, "link.revoked").request(id)).await?;
+    let req = requests::lock(&mut tx, id).await?.ok_or(RevokeError::NotFound)?;
+    tx.commit().await?;
+    Ok(req)
+}

@@ -1,0 +1,4 @@
+//! Use cases shared by the HTTP handlers and the CLI.
+
+pub mod links;
+pub mod submission;

@@ -1,0 +1,117 @@
+//! Storing a submitted credential: seal, then one transaction for the secret,
+//! the link's use count and the audit event, so none exists without the others.
+
+use crate::crypto::{self, Context, CryptoError, Keyring};
+use crate::domain::Email;
+use crate::providers::{CheckResult, Provider};
+use crate::store::audit::{self, Actor, NewEvent};
+use crate::store::requests::{self, DropRequest, LinkState};
+use crate::store::secrets::{self, NewSecret};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// A validated submission. Field values borrow from the zeroizing form.
+pub struct Submission<'a> {
+    pub submitter_name: &'a str,
+    pub submitter_email: &'a Email,
+    /// Provider field name → trimmed value; optional fields left blank are absent.
+    pub fields: BTreeMap<&'static str, &'a str>,
+}
+
+impl std::fmt::Debug for Submission<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submission")
+            .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the receipt shows.
+#[derive(Debug)]
+pub struct Stored {
+    pub id: Uuid,
+    pub fingerprint: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The link was used up, revoked or expired while the form was open.
+    #[error("the link is no longer usable ({0:?})")]
+    LinkGone(LinkState),
+    #[error("encryption failed: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Serialises the fields as a JSON object into a zeroizing buffer.
+fn plaintext(fields: &BTreeMap<&'static str, &str>) -> Zeroizing<Vec<u8>> {
+    let cap = 2 + fields.iter().map(|(k, v)| k.len() + 6 * v.len() + 6).sum::<usize>();
+    let mut buf = Zeroizing::new(Vec::with_capacity(cap));
+    serde_json::to_writer(&mut *buf, fields).expect("serialising strings cannot fail");
+    buf
+}
+
+/// Encrypts and stores a submission through `link`.
+pub async fn store(
+    db: &PgPool,
+    keyring: &Keyring,
+    link: &DropRequest,
+    provider: &Provider,
+    sub: &Submission<'_>,
+    check: &CheckResult,
+    actor: &Actor,
+) -> Result<Stored, SubmitError> {
+    let id = Uuid::new_v4();
+    let fingerprint = sub
+        .fields
+        .get(provider.fingerprint_field)
+        .map(|v| provider.fingerprint_of(v).to_owned())
+        .unwrap_or_default();
+    let envelope = crypto::seal(keyring, Context { secret_id: id, provider: provider.id }, &plaintext(&sub.fields))?;
+
+    let mut tx = db.begin().await?;
+    let locked = requests::lock(&mut tx, link.id).await?;
+    let Some(locked) = locked else {
+        return Err(SubmitError::LinkGone(LinkState::Revoked));
+    };
+    let state = locked.state(Utc::now());
+    if state != LinkState::Pending {
+        return Err(SubmitError::LinkGone(state));
+    }
+    secrets::insert(
+        &mut tx,
+        NewSecret {
+            id,
+            request_id: link.id,
+            organization: &locked.organization,
+            provider: provider.id,
+            submitter_name: sub.submitter_name,
+            submitter_email: sub.submitter_email.as_str(),
+            fingerprint: &fingerprint,
+            envelope: &envelope,
+            check_result: serde_json::to_value(check).expect("check result serialises"),
+        },
+    )
+    .await?;
+    requests::consume(&mut tx, link.id).await?;
+    audit::record(
+        &mut *tx,
+        NewEvent::success(actor, "secret.submitted").secret(id).request(link.id).detail(json!({
+            "provider": provider.id,
+            "organization": locked.organization,
+            "submitter_email": sub.submitter_email.as_str(),
+            "fingerprint": fingerprint,
+            "kek_id": envelope.kek_id,
+            "check_status": check.status,
+        })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Stored { id, fingerprint, created_at: Utc::now() })
+}

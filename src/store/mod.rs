@@ -1,0 +1,43 @@
+//! Postgres access: every SQL statement Keydrop runs lives under this module.
+
+pub mod audit;
+pub mod canary;
+pub mod requests;
+pub mod secrets;
+pub mod tokens;
+
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::{str::FromStr, time::Duration};
+
+/// Migrations compiled into the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Connects a pool that fails fast when the database is unreachable.
+pub async fn connect(url: &secrecy::SecretString) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url.expose_secret())
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid Postgres URL: {}", redact_db_error(&e)))?
+        .application_name("keydrop");
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database: {}", redact_db_error(&e)))?;
+    Ok(pool)
+}
+
+/// sqlx errors can echo the connection string; keep only the kind of failure.
+fn redact_db_error(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Configuration(_) => "invalid connection settings".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Applies pending migrations.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Drop links (`drop_requests`).
+
+use crate::domain::TokenHash;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+/// A stored drop link. The raw token is never stored.
+#[derive(Debug, Clone)]
+pub struct DropRequest {
+    pub id: Uuid,
+    pub organization: String,
+    pub provider: String,
+    pub contact_email: Option<String>,
+    pub note: Option<String>,
+    pub created_by_name: String,
+    pub max_uses: i32,
+    pub use_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Where a link is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    Pending,
+    Used,
+    Expired,
+    Revoked,
+}
+
+impl DropRequest {
+    pub fn state(&self, now: DateTime<Utc>) -> LinkState {
+        if self.revoked_at.is_some() {
+            LinkState::Revoked
+        } else if self.use_count >= self.max_uses {
+            LinkState::Used
+        } else if self.expires_at <= now {
+            LinkState::Expired
+        } else {
+            LinkState::Pending
+        }
+    }
+}
+
+/// What is needed to create a link.
+#[derive(Debug)]
+pub struct NewRequest<'a> {
+    pub id: Uuid,
+    pub token_hash: &'a TokenHash,
+    pub organization: &'a str,
+    pub provider: &'a str,
+    pub contact_email: Option<&'a str>,
+    pub note: Option<&'a str>,
+    pub created_by: Option<Uuid>,
+    pub created_by_name: &'a str,
+    pub max_uses: i32,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, r: NewRequest<'_>) -> sqlx::Result<DropRequest> {
+    sqlx::query_as!(
+        DropRequest,
+        r#"INSERT INTO drop_requests
+             (id, token_hash, organization, provider, contact_email, note, created_by, created_by_name, max_uses, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           RETURNING id, organization, provider, contact_email, note, created_by_name, max_uses, use_count,
+                     created_at, expires_at, used_at, revoked_at"#,
+        r.id,
+        r.token_hash.as_bytes(),
+        r.organization,
+        r.provider,
+        r.contact_email,
+        r.note,
+        r.created_by,
+        r.created_by_name,
+        r.max_uses,
+        r.expires_at
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub async fn find_by_token(db: impl PgExecutor<'_>, hash: &TokenHash) -> sqlx::Result<Option<DropRequest>> {
+    sqlx::query_as!(
+        DropRequest,
+        r#"SELECT id, organization, provider, contact_email, note, created_by_name, max_uses, use_count,
+                  created_at, expires_at, used_at, revoked_at
+           FROM drop_requests WHERE token_hash = $1"#,
+        hash.as_bytes()
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Locks a link row for the rest of the transaction (submission, revocation).
+pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<DropRequest>> {
+    sqlx::query_as!(
+        DropRequest,
+        r#"SELECT id, organization, provider, contact_email, note, created_by_name, max_uses, use_count,
+                  created_at, expires_at, used_at, revoked_at
+           FROM drop_requests WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(tx)
+    .await
+}
+
+/// Counts one use of a locked link.
+pub async fn consume(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE drop_requests SET use_count = use_count + 1, used_at = coalesce(used_at, now()) WHERE id = $1",
+        id
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn revoke(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE drop_requests SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Newest first.
+pub async fn list(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<DropRequest>> {
+    sqlx::query_as!(
+        DropRequest,
+        r#"SELECT id, organization, provider, contact_email, note, created_by_name, max_uses, use_count,
+                  created_at, expires_at, used_at, revoked_at
+           FROM drop_requests ORDER BY created_at DESC, id LIMIT $1"#,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}

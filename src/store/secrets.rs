@@ -1,0 +1,174 @@
+//! Encrypted secrets and their metadata.
+
+use crate::crypto::Envelope;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+/// Everything about a secret except its ciphertext.
+#[derive(Debug, Clone, Serialize)]
+pub struct SecretMeta {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub organization: String,
+    pub provider: String,
+    pub submitter_name: String,
+    pub submitter_email: String,
+    pub fingerprint: String,
+    pub kek_id: Option<String>,
+    pub status: String,
+    #[serde(rename = "check")]
+    pub check_result: Value,
+    pub created_at: DateTime<Utc>,
+    pub revealed_at: Option<DateTime<Utc>>,
+    pub ingested_at: Option<DateTime<Utc>>,
+    pub shredded_at: Option<DateTime<Utc>>,
+}
+
+/// A new secret, already sealed.
+#[derive(Debug)]
+pub struct NewSecret<'a> {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub organization: &'a str,
+    pub provider: &'a str,
+    pub submitter_name: &'a str,
+    pub submitter_email: &'a str,
+    pub fingerprint: &'a str,
+    pub envelope: &'a Envelope,
+    pub check_result: Value,
+}
+
+pub async fn insert(tx: &mut PgConnection, s: NewSecret<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"INSERT INTO secrets (id, request_id, organization, provider, submitter_name, submitter_email,
+                                fingerprint, payload, wrapped_dek, kek_id, format_version, check_result)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
+        s.id,
+        s.request_id,
+        s.organization,
+        s.provider,
+        s.submitter_name,
+        s.submitter_email,
+        s.fingerprint,
+        s.envelope.payload,
+        s.envelope.wrapped_dek,
+        s.envelope.kek_id,
+        s.envelope.format_version,
+        s.check_result
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<SecretMeta>> {
+    sqlx::query_as!(
+        SecretMeta,
+        r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint,
+                  kek_id, status, check_result, created_at, revealed_at, ingested_at, shredded_at
+           FROM secrets WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Filters for listing; `None` means any.
+#[derive(Debug, Default)]
+pub struct Filter<'a> {
+    pub status: Option<&'a str>,
+    pub provider: Option<&'a str>,
+    pub organization: Option<&'a str>,
+}
+
+/// Newest first.
+pub async fn list(db: impl PgExecutor<'_>, f: Filter<'_>, limit: i64) -> sqlx::Result<Vec<SecretMeta>> {
+    sqlx::query_as!(
+        SecretMeta,
+        r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint,
+                  kek_id, status, check_result, created_at, revealed_at, ingested_at, shredded_at
+           FROM secrets
+           WHERE ($1::text IS NULL OR status = $1)
+             AND ($2::text IS NULL OR provider = $2)
+             AND ($3::text IS NULL OR organization = $3)
+           ORDER BY created_at DESC, id LIMIT $4"#,
+        f.status,
+        f.provider,
+        f.organization,
+        limit
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// A secret row locked for update, with its envelope when not shredded.
+#[derive(Debug)]
+pub struct Locked {
+    pub meta: SecretMeta,
+    pub envelope: Option<Envelope>,
+}
+
+pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Locked>> {
+    let row = sqlx::query!(
+        r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint,
+                  kek_id, status, check_result, created_at, revealed_at, ingested_at, shredded_at,
+                  payload, wrapped_dek, format_version
+           FROM secrets WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(|r| {
+        let envelope = match (r.payload, r.wrapped_dek, r.kek_id.clone()) {
+            (Some(payload), Some(wrapped_dek), Some(kek_id)) => Some(Envelope {
+                format_version: r.format_version,
+                kek_id,
+                payload,
+                wrapped_dek,
+            }),
+            _ => None,
+        };
+        Locked {
+            meta: SecretMeta {
+                id: r.id,
+                request_id: r.request_id,
+                organization: r.organization,
+                provider: r.provider,
+                submitter_name: r.submitter_name,
+                submitter_email: r.submitter_email,
+                fingerprint: r.fingerprint,
+                kek_id: r.kek_id,
+                status: r.status,
+                check_result: r.check_result,
+                created_at: r.created_at,
+                revealed_at: r.revealed_at,
+                ingested_at: r.ingested_at,
+                shredded_at: r.shredded_at,
+            },
+            envelope,
+        }
+    }))
+}
+
+/// Moves a locked secret to `status`, stamping the matching time column.
+/// Shredding also deletes the ciphertext and wrapped data key.
+pub async fn set_status(tx: &mut PgConnection, id: Uuid, status: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE secrets SET
+             status = $2,
+             revealed_at = CASE WHEN $2 = 'revealed' THEN coalesce(revealed_at, now()) ELSE revealed_at END,
+             ingested_at = CASE WHEN $2 = 'ingested' THEN now() ELSE ingested_at END,
+             shredded_at = CASE WHEN $2 = 'shredded' THEN now() ELSE shredded_at END,
+             payload     = CASE WHEN $2 = 'shredded' THEN NULL ELSE payload END,
+             wrapped_dek = CASE WHEN $2 = 'shredded' THEN NULL ELSE wrapped_dek END
+           WHERE id = $1"#,
+        id,
+        status
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
