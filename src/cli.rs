@@ -15,7 +15,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
-#[command(name = "keydrop", version, about = "A secure key drop for API credentials")]
+#[command(
+    name = "keydrop",
+    version,
+    about = "A secure key drop for API credentials"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -129,7 +133,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn keygen(id: Option<String>) -> anyhow::Result<()> {
     let id = id.unwrap_or_else(|| format!("kek-{}", Utc::now().format("%Y%m%d")));
-    let id = KekId::parse(&id).with_context(|| format!("invalid KEK id {id:?}: use 1-64 characters from A-Z a-z 0-9 . _ -"))?;
+    let id = KekId::parse(&id).with_context(|| {
+        format!("invalid KEK id {id:?}: use 1-64 characters from A-Z a-z 0-9 . _ -")
+    })?;
     println!("{}", *crypto::generate_kek(&id)?);
     Ok(())
 }
@@ -166,8 +172,10 @@ async fn serve(no_migrate: bool) -> anyhow::Result<()> {
     if !no_migrate {
         store::migrate(&db).await?;
     }
-    let app = Application::build(config, keyring, db).await?;
-    app.run_until(shutdown_signal()).await
+    let app = Application::build(config, keyring, db.clone()).await?;
+    let result = app.run_until(shutdown_signal()).await;
+    db.close().await;
+    result
 }
 
 async fn connect() -> anyhow::Result<(Config, sqlx::PgPool)> {
@@ -179,7 +187,11 @@ async fn connect() -> anyhow::Result<(Config, sqlx::PgPool)> {
 async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
     let (_, db) = connect().await?;
     match cmd {
-        TokenCmd::Create { name, scope, expires_in } => {
+        TokenCmd::Create {
+            name,
+            scope,
+            expires_in,
+        } => {
             let scopes = Scopes::parse(&scope).map_err(anyhow::Error::msg)?;
             let name = name.trim();
             if name.is_empty() || name.len() > 100 {
@@ -188,7 +200,9 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
             let secret = StaffSecret::generate();
             let expires_at = expires_in.map(|d| Utc::now() + d.as_chrono());
             let mut tx = db.begin().await?;
-            let created = match tokens::insert(&mut *tx, name, &secret.hash(), &scopes, expires_at).await {
+            let created = match tokens::insert(&mut *tx, name, &secret.hash(), &scopes, expires_at)
+                .await
+            {
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                     bail!("a live token named {name:?} already exists; revoke it first or pick another name")
                 }
@@ -196,12 +210,16 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
             };
             store::audit::record(
                 &mut *tx,
-                store::audit::NewEvent::success(&Actor::cli(), "token.created")
-                    .detail(json!({ "token_id": created.id, "name": name, "scopes": scopes.names() })),
+                store::audit::NewEvent::success(&Actor::cli(), "token.created").detail(
+                    json!({ "token_id": created.id, "name": name, "scopes": scopes.names() }),
+                ),
             )
             .await?;
             tx.commit().await?;
-            eprintln!("created token {name:?} with scopes {}; it is shown only once", scopes.names().join(","));
+            eprintln!(
+                "created token {name:?} with scopes {}; it is shown only once",
+                scopes.names().join(",")
+            );
             println!("{}", secret.expose());
         }
         TokenCmd::List { json } => {
@@ -221,7 +239,13 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
                     } else {
                         "live"
                     };
-                    println!("{:<24} {:<8} {:<24} last used {}", t.name, state, t.scopes.join(","), t.last_used_at.map_or("never".into(), |d| d.to_rfc3339()));
+                    println!(
+                        "{:<24} {:<8} {:<24} last used {}",
+                        t.name,
+                        state,
+                        t.scopes.join(","),
+                        t.last_used_at.map_or("never".into(), |d| d.to_rfc3339())
+                    );
                 }
             }
         }
@@ -232,7 +256,8 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
             };
             store::audit::record(
                 &mut *tx,
-                store::audit::NewEvent::success(&Actor::cli(), "token.revoked").detail(json!({ "token_id": id, "name": name })),
+                store::audit::NewEvent::success(&Actor::cli(), "token.revoked")
+                    .detail(json!({ "token_id": id, "name": name })),
             )
             .await?;
             tx.commit().await?;
@@ -267,7 +292,10 @@ async fn request(cmd: RequestCmd) -> anyhow::Result<()> {
             } else {
                 eprintln!(
                     "drop link for {} ({}), expires {}, {} use(s); send it to the customer admin:",
-                    input.organization, input.provider.id, created.request.expires_at.to_rfc3339(), input.max_uses
+                    input.organization,
+                    input.provider.id,
+                    created.request.expires_at.to_rfc3339(),
+                    input.max_uses
                 );
                 println!("{}", created.url);
             }

@@ -97,10 +97,12 @@ impl Config {
             Some("json") => true,
             Some(other) => bail!("KEYDROP_LOG_FORMAT={other:?}: use pretty or json"),
         };
-        let rate_limit = RateLimit::parse(&env("KEYDROP_RATE_LIMIT").unwrap_or_else(|| "30/min".into()))
-            .map_err(|e| anyhow::anyhow!("KEYDROP_RATE_LIMIT: {e}"))?;
-        let link_ttl = HumanDuration::parse(&env("KEYDROP_LINK_TTL").unwrap_or_else(|| "7d".into()))
-            .map_err(|e| anyhow::anyhow!("KEYDROP_LINK_TTL: {e}"))?;
+        let rate_limit =
+            RateLimit::parse(&env("KEYDROP_RATE_LIMIT").unwrap_or_else(|| "30/min".into()))
+                .map_err(|e| anyhow::anyhow!("KEYDROP_RATE_LIMIT: {e}"))?;
+        let link_ttl =
+            HumanDuration::parse(&env("KEYDROP_LINK_TTL").unwrap_or_else(|| "7d".into()))
+                .map_err(|e| anyhow::anyhow!("KEYDROP_LINK_TTL: {e}"))?;
         Ok(Self {
             database_url: SecretString::from(database_url),
             public_addr,
@@ -168,8 +170,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(&move |k| map.get(k).cloned())
     }
 
@@ -196,7 +200,11 @@ mod tests {
 
     #[test]
     fn https_public_urls_are_recognised_and_trailing_slashes_dropped() {
-        let c = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_PUBLIC_URL", "https://drop.example.com/")]).unwrap();
+        let c = cfg(&[
+            ("DATABASE_URL", "x"),
+            ("KEYDROP_PUBLIC_URL", "https://drop.example.com/"),
+        ])
+        .unwrap();
         assert!(c.is_https());
         assert_eq!(c.public_origin(), "https://drop.example.com");
         assert_eq!(drop_url(&c.public_url, "t"), "https://drop.example.com/d/t");
@@ -215,6 +223,9 @@ mod tests {
         let bad = "k=QUJDREVGR0hJSktMTU5PUA=="; // 16 bytes
         let e = load_keyring_from(&|k| (k == "KEYDROP_KEKS").then(|| bad.to_owned())).unwrap_err();
         let msg = format!("{e:#}");
-        assert!(msg.contains("32 bytes") && !msg.contains("QUJDREVGR0hJSktMTU5PUA"), "{msg}");
+        assert!(
+            msg.contains("32 bytes") && !msg.contains("QUJDREVGR0hJSktMTU5PUA"),
+            "{msg}"
+        );
     }
 }

@@ -7,7 +7,8 @@ use keydrop::cli::{self, Cli};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let filter = std::env::var("KEYDROP_LOG").unwrap_or_else(|_| "info".into());
+    let filter =
+        std::env::var("KEYDROP_LOG").unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into());
     let json = std::env::var("KEYDROP_LOG_FORMAT").is_ok_and(|f| f == "json");
     keydrop::telemetry::init(&filter, json);
     match cli::run(cli).await {

@@ -20,25 +20,42 @@ impl Application {
     /// Checks the KEK ring against the database and binds both listeners.
     pub async fn build(config: Config, keyring: Keyring, db: PgPool) -> anyhow::Result<Self> {
         canary::verify(&db, &keyring).await?;
-        let public = TcpListener::bind(config.public_addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on KEYDROP_PUBLIC_ADDR {}: {e}", config.public_addr))?;
-        let internal = TcpListener::bind(config.internal_addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on KEYDROP_INTERNAL_ADDR {}: {e}", config.internal_addr))?;
-        Ok(Self { public, internal, state: AppState::new(db, keyring, config) })
+        let public = TcpListener::bind(config.public_addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on KEYDROP_PUBLIC_ADDR {}: {e}",
+                config.public_addr
+            )
+        })?;
+        let internal = TcpListener::bind(config.internal_addr).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on KEYDROP_INTERNAL_ADDR {}: {e}",
+                config.internal_addr
+            )
+        })?;
+        Ok(Self {
+            public,
+            internal,
+            state: AppState::new(db, keyring, config),
+        })
     }
 
     pub fn public_addr(&self) -> SocketAddr {
-        self.public.local_addr().expect("bound listener has an address")
+        self.public
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn internal_addr(&self) -> SocketAddr {
-        self.internal.local_addr().expect("bound listener has an address")
+        self.internal
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (tx, rx) = tokio::sync::watch::channel(());
         let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
             let _ = rx.changed().await;
@@ -46,12 +63,14 @@ impl Application {
         tracing::info!(public = %self.public_addr(), internal = %self.internal_addr(), "keydrop listening");
         let public = axum::serve(
             self.public,
-            http::public_router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+            http::public_router(self.state.clone())
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stopped(rx.clone()));
         let internal = axum::serve(
             self.internal,
-            http::internal_router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+            http::internal_router(self.state.clone())
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stopped(rx));
         let signal = tokio::spawn(async move {
@@ -61,7 +80,6 @@ impl Application {
         });
         let (a, b) = tokio::join!(public, internal);
         signal.abort();
-        self.state.db.close().await;
         a?;
         b?;
         Ok(())

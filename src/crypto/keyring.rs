@@ -62,10 +62,11 @@ pub struct Kek {
 impl Kek {
     /// Builds a KEK from exactly 32 bytes of key material.
     pub fn new(id: KekId, material: &[u8]) -> Result<Self, KeyringError> {
-        let unbound = UnboundKey::new(&AES_256_GCM, material).map_err(|_| KeyringError::BadLength {
-            id: id.0.clone(),
-            len: material.len(),
-        })?;
+        let unbound =
+            UnboundKey::new(&AES_256_GCM, material).map_err(|_| KeyringError::BadLength {
+                id: id.0.clone(),
+                len: material.len(),
+            })?;
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"keydrop kek subkeys v1").extract(material);
         Ok(Self {
             id,
@@ -128,7 +129,9 @@ impl Keyring {
             .filter(|e| !e.is_empty() && !e.starts_with('#'));
         for (n, entry) in entries.enumerate() {
             let n = n + 1;
-            let (id, key) = entry.split_once('=').ok_or(KeyringError::MissingEquals(n))?;
+            let (id, key) = entry
+                .split_once('=')
+                .ok_or(KeyringError::MissingEquals(n))?;
             let id = KekId::parse(id.trim()).ok_or(KeyringError::BadId(n))?;
             let material = Zeroizing::new(
                 STANDARD
@@ -159,7 +162,9 @@ impl Keyring {
 /// Makes a fresh random KEK and returns it as an `id=base64key` line.
 pub fn generate(id: &KekId) -> Result<Zeroizing<String>, super::CryptoError> {
     let material = super::random_key()?;
-    Ok(Zeroizing::new(format!("{id}={}", STANDARD.encode(&*material))))
+    let mut line = Zeroizing::new(format!("{id}="));
+    STANDARD.encode_string(&material[..], &mut *line);
+    Ok(line)
 }
 
 #[cfg(test)]
@@ -188,13 +193,25 @@ mod tests {
     fn malformed_rings_are_rejected_with_a_message_naming_the_problem() {
         assert_eq!(Keyring::parse("").unwrap_err(), KeyringError::Empty);
         assert_eq!(Keyring::parse(" , ").unwrap_err(), KeyringError::Empty);
-        assert_eq!(Keyring::parse("nokey").unwrap_err(), KeyringError::MissingEquals(1));
-        assert_eq!(Keyring::parse(&format!("a b={}", key(1))).unwrap_err(), KeyringError::BadId(1));
-        assert_eq!(Keyring::parse("k=!!!").unwrap_err(), KeyringError::BadBase64("k".into()));
+        assert_eq!(
+            Keyring::parse("nokey").unwrap_err(),
+            KeyringError::MissingEquals(1)
+        );
+        assert_eq!(
+            Keyring::parse(&format!("a b={}", key(1))).unwrap_err(),
+            KeyringError::BadId(1)
+        );
+        assert_eq!(
+            Keyring::parse("k=!!!").unwrap_err(),
+            KeyringError::BadBase64("k".into())
+        );
         let short = STANDARD.encode([7u8; 16]);
         assert_eq!(
             Keyring::parse(&format!("k={short}")).unwrap_err(),
-            KeyringError::BadLength { id: "k".into(), len: 16 }
+            KeyringError::BadLength {
+                id: "k".into(),
+                len: 16
+            }
         );
         assert_eq!(
             Keyring::parse(&format!("k={},k={}", key(1), key(2))).unwrap_err(),

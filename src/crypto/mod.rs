@@ -56,7 +56,11 @@ pub struct Envelope {
 /// Encrypts `plaintext` for the row described by `ctx` under a fresh DEK.
 pub fn seal(ring: &Keyring, ctx: Context<'_>, plaintext: &[u8]) -> Result<Envelope, CryptoError> {
     let dek = random_key()?;
-    let payload = seal_blob(&aead_key(&dek[..]), &payload_aad(FORMAT_VERSION, ctx), plaintext)?;
+    let payload = seal_blob(
+        &aead_key(&dek[..]),
+        &payload_aad(FORMAT_VERSION, ctx),
+        plaintext,
+    )?;
     let kek = ring.active();
     let wrapped_dek = seal_blob(
         &kek.key,
@@ -86,7 +90,11 @@ pub fn open(
 }
 
 /// Rewraps the DEK under the active KEK; the payload is untouched.
-pub fn rewrap(ring: &Keyring, secret_id: Uuid, envelope: &Envelope) -> Result<Envelope, CryptoError> {
+pub fn rewrap(
+    ring: &Keyring,
+    secret_id: Uuid,
+    envelope: &Envelope,
+) -> Result<Envelope, CryptoError> {
     let dek = unwrap_dek(ring, secret_id, envelope)?;
     let kek = ring.active();
     let wrapped_dek = seal_blob(
@@ -138,7 +146,9 @@ fn unwrap_dek(
 /// 32 fresh random bytes from the operating system.
 pub(crate) fn random_key() -> Result<Zeroizing<[u8; KEY_LEN]>, CryptoError> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    SystemRandom::new().fill(&mut key[..]).map_err(|_| CryptoError::Rng)?;
+    SystemRandom::new()
+        .fill(&mut key[..])
+        .map_err(|_| CryptoError::Rng)?;
     Ok(key)
 }
 
@@ -150,7 +160,9 @@ fn aead_key(material: &[u8]) -> LessSafeKey {
 /// Seals with a random nonce: `nonce ‖ ciphertext ‖ tag`.
 fn seal_blob(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new().fill(&mut nonce).map_err(|_| CryptoError::Rng)?;
+    SystemRandom::new()
+        .fill(&mut nonce)
+        .map_err(|_| CryptoError::Rng)?;
     let mut blob = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
     blob.extend_from_slice(&nonce);
     blob.extend_from_slice(plaintext);
@@ -166,7 +178,11 @@ fn seal_blob(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>,
 }
 
 /// Opens a `nonce ‖ ciphertext ‖ tag` blob.
-fn open_blob(key: &LessSafeKey, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+fn open_blob(
+    key: &LessSafeKey,
+    aad: &[u8],
+    blob: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
     if blob.len() < NONCE_LEN + TAG_LEN {
         return Err(CryptoError::Truncated);
     }
@@ -202,11 +218,20 @@ fn payload_aad(version: i16, ctx: Context<'_>) -> Vec<u8> {
 }
 
 fn dek_aad(version: i16, secret_id: Uuid, kek_id: &str) -> Vec<u8> {
-    encode_aad(&[&version.to_be_bytes(), b"dek", secret_id.as_bytes(), kek_id.as_bytes()])
+    encode_aad(&[
+        &version.to_be_bytes(),
+        b"dek",
+        secret_id.as_bytes(),
+        kek_id.as_bytes(),
+    ])
 }
 
 fn canary_aad(kek_id: &KekId) -> Vec<u8> {
-    encode_aad(&[&FORMAT_VERSION.to_be_bytes(), b"canary", kek_id.as_str().as_bytes()])
+    encode_aad(&[
+        &FORMAT_VERSION.to_be_bytes(),
+        b"canary",
+        kek_id.as_str().as_bytes(),
+    ])
 }
 
 #[cfg(test)]

@@ -12,7 +12,10 @@ fn ring(spec: &[(&str, u8)]) -> Keyring {
 }
 
 fn ctx(id: Uuid) -> Context<'static> {
-    Context { secret_id: id, provider: "greenhouse" }
+    Context {
+        secret_id: id,
+        provider: "greenhouse",
+    }
 }
 
 const PLAIN: &[u8] = br#"{"client_id":"abc","client_secret":"very-secret-value"}"#;
@@ -79,7 +82,10 @@ fn each_seal_uses_a_fresh_dek_and_nonce() {
 fn the_ciphertext_does_not_contain_the_plaintext() {
     let ring = ring(&[("k1", 1)]);
     let env = seal(&ring, ctx(Uuid::new_v4()), PLAIN).unwrap();
-    assert!(!env.payload.windows(8).any(|w| PLAIN.windows(8).any(|p| p == w)));
+    assert!(!env
+        .payload
+        .windows(8)
+        .any(|w| PLAIN.windows(8).any(|p| p == w)));
 }
 
 #[test]
@@ -90,12 +96,18 @@ fn flipping_any_bit_of_either_blob_fails_authentication() {
     for i in 0..env.payload.len() * 8 {
         let mut bad = env.clone();
         bad.payload[i / 8] ^= 1 << (i % 8);
-        assert_eq!(open(&ring, ctx(id), &bad).unwrap_err(), CryptoError::Authentication);
+        assert_eq!(
+            open(&ring, ctx(id), &bad).unwrap_err(),
+            CryptoError::Authentication
+        );
     }
     for i in 0..env.wrapped_dek.len() * 8 {
         let mut bad = env.clone();
         bad.wrapped_dek[i / 8] ^= 1 << (i % 8);
-        assert_eq!(open(&ring, ctx(id), &bad).unwrap_err(), CryptoError::Authentication);
+        assert_eq!(
+            open(&ring, ctx(id), &bad).unwrap_err(),
+            CryptoError::Authentication
+        );
     }
 }
 
@@ -115,7 +127,10 @@ fn a_blob_moved_to_another_row_or_provider_does_not_open() {
     swapped.wrapped_dek = env_b.wrapped_dek.clone();
     assert!(open(&ring, ctx(a), &swapped).is_err());
     // Same row id, different provider.
-    let other = Context { secret_id: a, provider: "lever" };
+    let other = Context {
+        secret_id: a,
+        provider: "lever",
+    };
     assert!(open(&ring, other, &env_a).is_err());
 }
 
@@ -157,7 +172,10 @@ fn truncated_blobs_and_unknown_versions_are_errors_not_panics() {
     }
     let mut bad = env.clone();
     bad.format_version = 99;
-    assert_eq!(open(&ring, ctx(id), &bad).unwrap_err(), CryptoError::UnsupportedVersion(99));
+    assert_eq!(
+        open(&ring, ctx(id), &bad).unwrap_err(),
+        CryptoError::UnsupportedVersion(99)
+    );
 }
 
 #[test]
@@ -169,7 +187,10 @@ fn rewrap_moves_the_dek_to_the_active_kek_and_keeps_the_payload() {
     let moved = rewrap(&both, id, &env).unwrap();
     assert_eq!(moved.kek_id, "new");
     assert_eq!(moved.payload, env.payload);
-    assert_eq!(open(&ring(&[("new", 2)]), ctx(id), &moved).unwrap()[..], *PLAIN);
+    assert_eq!(
+        open(&ring(&[("new", 2)]), ctx(id), &moved).unwrap()[..],
+        *PLAIN
+    );
 }
 
 #[test]

@@ -29,9 +29,9 @@ impl HumanDuration {
                 'w' => 604_800,
                 _ => return Err(format!("{input:?} is not a duration: use a number with s, m, h, d or w, e.g. 90m or 7d")),
             };
-            let n: u64 = digits
-                .parse()
-                .map_err(|_| format!("{input:?} is not a duration: a unit needs a number before it, e.g. 7d"))?;
+            let n: u64 = digits.parse().map_err(|_| {
+                format!("{input:?} is not a duration: a unit needs a number before it, e.g. 7d")
+            })?;
             digits.clear();
             total = n
                 .checked_mul(unit)
@@ -40,7 +40,9 @@ impl HumanDuration {
                 .ok_or_else(|| format!("{input:?} is too long: at most 10 years"))?;
         }
         if !digits.is_empty() {
-            return Err(format!("{input:?} needs a unit after {digits}: s, m, h, d or w"));
+            return Err(format!(
+                "{input:?} needs a unit after {digits}: s, m, h, d or w"
+            ));
         }
         if total == 0 {
             return Err(format!("{input:?} must be longer than zero"));
@@ -96,7 +98,17 @@ mod tests {
 
     #[test]
     fn nonsense_zero_and_overflow_are_rejected() {
-        for bad in ["", "7", "d", "7x", "-1d", "0m", "1.5h", "99999999999999999999d", "5000w"] {
+        for bad in [
+            "",
+            "7",
+            "d",
+            "7x",
+            "-1d",
+            "0m",
+            "1.5h",
+            "99999999999999999999d",
+            "5000w",
+        ] {
             assert!(HumanDuration::parse(bad).is_err(), "{bad}");
         }
     }

@@ -70,7 +70,9 @@ impl Scopes {
     /// `admin` allows everything; `reveal` includes `read`.
     pub fn allows(&self, needed: Scope) -> bool {
         self.0.iter().any(|&have| {
-            have == Scope::Admin || have == needed || (have == Scope::Reveal && needed == Scope::Read)
+            have == Scope::Admin
+                || have == needed
+                || (have == Scope::Reveal && needed == Scope::Read)
         })
     }
 
@@ -85,7 +87,10 @@ mod tests {
 
     #[test]
     fn lists_parse_and_deduplicate() {
-        assert_eq!(Scopes::parse("read, reveal,read").unwrap().names(), ["read", "reveal"]);
+        assert_eq!(
+            Scopes::parse("read, reveal,read").unwrap().names(),
+            ["read", "reveal"]
+        );
         assert!(Scopes::parse("").is_err());
         assert!(Scopes::parse("read,root").is_err());
     }

@@ -31,7 +31,9 @@ impl fmt::Debug for TokenHash {
 fn random_token(prefix: &str) -> SecretString {
     let mut bytes = [0u8; 32];
     // The OS RNG failing is unrecoverable for a security product.
-    SystemRandom::new().fill(&mut bytes).expect("system random number generator");
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("system random number generator");
     let token = format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes));
     zeroize::Zeroize::zeroize(&mut bytes);
     SecretString::from(token)
@@ -40,7 +42,10 @@ fn random_token(prefix: &str) -> SecretString {
 /// Checks the shape of a token: prefix plus 43 base64url characters.
 fn well_formed(s: &str, prefix: &str) -> bool {
     s.strip_prefix(prefix).is_some_and(|rest| {
-        rest.len() == 43 && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     })
 }
 

@@ -24,7 +24,10 @@ async fn asset(Path(path): Path<String>) -> Response {
         Some((_, mime, body)) => (
             [
                 (header::CONTENT_TYPE, HeaderValue::from_static(mime)),
-                (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+                (
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=3600"),
+                ),
             ],
             *body,
         )

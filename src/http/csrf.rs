@@ -26,8 +26,16 @@ pub struct CsrfKey {
 impl CsrfKey {
     pub fn new(key: hmac::Key, secure: bool) -> Self {
         // `__Host-` pins the cookie to our host and path `/`, but needs Secure (https).
-        let cookie_name = if secure { "__Host-keydrop_csrf" } else { "keydrop_csrf" };
-        Self { key, cookie_name, secure }
+        let cookie_name = if secure {
+            "__Host-keydrop_csrf"
+        } else {
+            "keydrop_csrf"
+        };
+        Self {
+            key,
+            cookie_name,
+            secure,
+        }
     }
 
     /// Reuses the browser's nonce when it has a well-formed one, else makes one.
@@ -37,7 +45,9 @@ impl CsrfKey {
             return (n, None);
         }
         let mut bytes = [0u8; 32];
-        SystemRandom::new().fill(&mut bytes).expect("system random number generator");
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .expect("system random number generator");
         let nonce = URL_SAFE_NO_PAD.encode(bytes);
         let cookie = format!(
             "{}={nonce}; Path=/; HttpOnly; SameSite=Strict; Max-Age=86400{}",
@@ -54,7 +64,12 @@ impl CsrfKey {
     }
 
     /// Checks a submitted token against the cookie, in constant time.
-    pub fn verify(&self, headers: &HeaderMap, link_id: Uuid, submitted: Option<&str>) -> Result<(), &'static str> {
+    pub fn verify(
+        &self,
+        headers: &HeaderMap,
+        link_id: Uuid,
+        submitted: Option<&str>,
+    ) -> Result<(), &'static str> {
         let nonce = self.cookie(headers).ok_or("missing cookie")?;
         let tag = submitted
             .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
@@ -71,7 +86,11 @@ impl CsrfKey {
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(k, _)| *k == self.cookie_name)
             .map(|(_, v)| v.to_owned())
-            .filter(|v| v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+            .filter(|v| {
+                v.len() == 43
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
     }
 }
 
@@ -108,7 +127,10 @@ mod tests {
 
     fn with_cookie(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_str(&format!("other=1; keydrop_csrf={value}")).unwrap());
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("other=1; keydrop_csrf={value}")).unwrap(),
+        );
         h
     }
 
@@ -143,11 +165,17 @@ mod tests {
         let ours = "https://drop.example.com";
         let mut h = HeaderMap::new();
         assert!(check_origin(&h, ours).is_ok());
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://drop.example.com"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://drop.example.com"),
+        );
         assert!(check_origin(&h, ours).is_ok());
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(check_origin(&h, ours).is_ok());
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
         assert!(check_origin(&h, ours).is_err());
         let mut h = HeaderMap::new();
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));

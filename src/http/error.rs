@@ -37,11 +37,17 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest { code, message: message.into() }
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Conflict { code, message: message.into() }
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
     }
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
@@ -82,14 +88,18 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         match &self {
             Self::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
-            Self::KekUnavailable(id) => tracing::error!(kek_id = %id, "secret wrapped by a KEK that is not configured"),
+            Self::KekUnavailable(id) => {
+                tracing::error!(kek_id = %id, "secret wrapped by a KEK that is not configured")
+            }
             _ => {}
         }
         let body = Json(json!({ "error": { "code": code, "message": self.to_string() } }));
         let mut resp = (status, body).into_response();
         if matches!(self, Self::Unauthorized) {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         resp
     }
@@ -97,15 +107,20 @@ impl IntoResponse for ApiError {
 
 /// True for errors meaning "the database can't be reached right now".
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
-        || matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("25006"))
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+    ) || matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("25006"))
 }
 
 /// An error answered on the public listener as an HTML page.
 #[derive(Debug)]
 pub enum PageError {
     NotFound,
-    Gone { title: &'static str, message: &'static str },
+    Gone {
+        title: &'static str,
+        message: &'static str,
+    },
     Forbidden(&'static str),
     BadRequest(String),
     Unavailable,
@@ -167,7 +182,12 @@ impl IntoResponse for PageError {
                 )
             }
         };
-        let mut resp = ErrorPage { title, message: &message, hint }.into_response();
+        let mut resp = ErrorPage {
+            title,
+            message: &message,
+            hint,
+        }
+        .into_response();
         *resp.status_mut() = status;
         resp
     }

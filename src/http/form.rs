@@ -13,7 +13,9 @@ pub struct Form(HashMap<String, Zeroizing<String>>);
 
 impl std::fmt::Debug for Form {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Form").field("fields", &self.0.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+        f.debug_struct("Form")
+            .field("fields", &self.0.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
     }
 }
 
@@ -55,7 +57,11 @@ impl Form {
 }
 
 fn decode(raw: &[u8]) -> Result<Zeroizing<String>, FormError> {
-    let plus_as_space = Zeroizing::new(raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect::<Vec<u8>>());
+    let plus_as_space = Zeroizing::new(
+        raw.iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect::<Vec<u8>>(),
+    );
     let bytes: Vec<u8> = percent_decode(&plus_as_space).collect();
     String::from_utf8(bytes).map(Zeroizing::new).map_err(|e| {
         let mut bytes = e.into_bytes();
@@ -82,9 +88,15 @@ mod tests {
     fn invalid_utf8_duplicates_and_floods_are_refused() {
         assert_eq!(Form::parse(b"a=%FF").unwrap_err(), FormError::InvalidUtf8);
         assert_eq!(Form::parse(b"a=\xff").unwrap_err(), FormError::InvalidUtf8);
-        assert_eq!(Form::parse(b"a=1&a=2").unwrap_err(), FormError::Duplicate("a".into()));
+        assert_eq!(
+            Form::parse(b"a=1&a=2").unwrap_err(),
+            FormError::Duplicate("a".into())
+        );
         let many: String = (0..40).map(|i| format!("f{i}=x&")).collect();
-        assert_eq!(Form::parse(many.as_bytes()).unwrap_err(), FormError::TooManyFields);
+        assert_eq!(
+            Form::parse(many.as_bytes()).unwrap_err(),
+            FormError::TooManyFields
+        );
     }
 
     #[test]

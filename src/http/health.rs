@@ -11,7 +11,9 @@ use serde_json::json;
 use std::time::Duration;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
 }
 
 /// The process is up.
@@ -21,7 +23,11 @@ async fn healthz() -> Json<serde_json::Value> {
 
 /// The database answers within a deadline and the KEK ring matches it.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let check = tokio::time::timeout(Duration::from_secs(2), canary::status(&state.db, &state.keyring)).await;
+    let check = tokio::time::timeout(
+        Duration::from_secs(2),
+        canary::status(&state.db, &state.keyring),
+    )
+    .await;
     let (ready, database, keks) = match check {
         Ok(Ok(status)) => {
             let keks_ok = status.is_valid();
@@ -39,7 +45,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
         }
         Err(_) => (false, "timeout", json!({ "status": "unknown" })),
     };
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "database": database,

@@ -13,6 +13,7 @@ pub mod pages;
 mod public;
 mod security;
 mod staff;
+mod trace;
 
 use crate::config::Config;
 use crate::crypto::Keyring;
@@ -32,7 +33,10 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(db: PgPool, keyring: Keyring, config: Config) -> Self {
-        let csrf = csrf::CsrfKey::new(keyring.active().derive_hmac_key("keydrop csrf v1"), config.is_https());
+        let csrf = csrf::CsrfKey::new(
+            keyring.active().derive_hmac_key("keydrop csrf v1"),
+            config.is_https(),
+        );
         Self {
             db,
             keyring: Arc::new(keyring),
@@ -51,23 +55,27 @@ pub const INTERNAL_BODY_LIMIT: usize = 256 * 1024;
 pub fn public_router(state: AppState) -> Router {
     let https = state.config.is_https();
     let rate_limit = state.config.rate_limit;
-    Router::new()
+    let router = Router::new()
         .merge(public::router(rate_limit))
         .merge(health::router())
         .fallback(public::not_found)
         .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT))
         .with_state(state)
-        .merge(assets::router())
-        .layer(axum::middleware::map_response(move |r| security::headers(https, r)))
+        .merge(assets::router());
+    trace::layer(router, "public").layer(axum::middleware::map_response(move |r| {
+        security::headers(https, r)
+    }))
 }
 
 /// The staff API and health checks.
 pub fn internal_router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .nest("/api/v1", api::router())
         .merge(health::router())
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
-        .with_state(state)
-        .layer(axum::middleware::map_response(|r| security::headers(false, r)))
+        .with_state(state);
+    trace::layer(router, "internal").layer(axum::middleware::map_response(|r| {
+        security::headers(false, r)
+    }))
 }

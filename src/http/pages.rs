@@ -9,7 +9,10 @@ use axum::response::{IntoResponse, Response};
 pub fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            )],
             html,
         )
             .into_response(),

@@ -28,7 +28,9 @@ use tower_governor::{GovernorError, GovernorLayer};
 
 pub fn router(rate_limit: Option<RateLimit>) -> Router<AppState> {
     let routes = Router::new().route("/d/{token}", get(show).post(submit));
-    let Some(limit) = rate_limit else { return routes };
+    let Some(limit) = rate_limit else {
+        return routes;
+    };
     let config = GovernorConfigBuilder::default()
         .period(limit.per / limit.count)
         .burst_size(limit.count)
@@ -55,10 +57,18 @@ fn too_many_requests(e: GovernorError) -> Response {
         _ => 60,
     };
     tracing::warn!(retry_after = wait, "drop page rate limit hit");
-    let message = format!("Too many requests came from your network. Please wait {wait} seconds and try again.");
-    let mut resp = ErrorPage { title: "Please slow down", message: &message, hint: "Nothing was stored." }.into_response();
+    let message = format!(
+        "Too many requests came from your network. Please wait {wait} seconds and try again."
+    );
+    let mut resp = ErrorPage {
+        title: "Please slow down",
+        message: &message,
+        hint: "Nothing was stored.",
+    }
+    .into_response();
     *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
     resp
 }
 
@@ -75,12 +85,22 @@ pub async fn not_found() -> Response {
 }
 
 /// Finds the link for a raw token, or the page explaining why it can't be used.
-async fn usable_link(state: &AppState, raw: &str) -> Result<(DropRequest, &'static Provider), PageError> {
+async fn usable_link(
+    state: &AppState,
+    raw: &str,
+) -> Result<(DropRequest, &'static Provider), PageError> {
     let token = DropToken::parse(raw).ok_or(PageError::NotFound)?;
-    let link = requests::find_by_token(&state.db, &token.hash()).await?.ok_or(PageError::NotFound)?;
+    let link = requests::find_by_token(&state.db, &token.hash())
+        .await?
+        .ok_or(PageError::NotFound)?;
     gone_unless_pending(link.state(Utc::now()))?;
-    let provider = providers::find(&link.provider)
-        .ok_or_else(|| anyhow::anyhow!("link {} names unknown provider {:?}", link.id, link.provider))?;
+    let provider = providers::find(&link.provider).ok_or_else(|| {
+        anyhow::anyhow!(
+            "link {} names unknown provider {:?}",
+            link.id,
+            link.provider
+        )
+    })?;
     Ok((link, provider))
 }
 
@@ -89,7 +109,8 @@ fn gone_unless_pending(state: LinkState) -> Result<(), PageError> {
         LinkState::Pending => return Ok(()),
         LinkState::Used => PageError::Gone {
             title: "This link has already been used",
-            message: "A credential was already submitted through this link, so it cannot be used again.",
+            message:
+                "A credential was already submitted through this link, so it cannot be used again.",
         },
         LinkState::Expired => PageError::Gone {
             title: "This link has expired",
@@ -102,10 +123,18 @@ fn gone_unless_pending(state: LinkState) -> Result<(), PageError> {
     })
 }
 
-async fn show(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Result<Response, PageError> {
+async fn show(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
     let (link, provider) = usable_link(&state, &token).await?;
     let (nonce, set_cookie) = state.csrf.nonce(&headers);
-    let fields = provider.fields.iter().map(|f| field_view(f, None, None)).collect();
+    let fields = provider
+        .fields
+        .iter()
+        .map(|f| field_view(f, None, None))
+        .collect();
     let page = drop_page(&state, &link, provider, &nonce, fields);
     let mut resp = render(&page);
     if let Some(cookie) = set_cookie {
@@ -114,7 +143,11 @@ async fn show(State(state): State<AppState>, Path(token): Path<String>, headers:
     Ok(resp)
 }
 
-fn field_view(f: &'static providers::Field, value: Option<&str>, error: Option<String>) -> FieldView {
+fn field_view(
+    f: &'static providers::Field,
+    value: Option<&str>,
+    error: Option<String>,
+) -> FieldView {
     FieldView {
         name: f.name,
         label: f.label,
@@ -123,7 +156,11 @@ fn field_view(f: &'static providers::Field, value: Option<&str>, error: Option<S
         required: f.required,
         max_len: f.max_len,
         // Secret values are never sent back to the browser.
-        value: if f.secret { String::new() } else { value.unwrap_or_default().to_owned() },
+        value: if f.secret {
+            String::new()
+        } else {
+            value.unwrap_or_default().to_owned()
+        },
         error,
     }
 }
@@ -153,10 +190,22 @@ fn client_ip(addr: SocketAddr) -> Option<String> {
     Some(addr.ip().to_string())
 }
 
-async fn reject(state: &AppState, actor: &Actor, link: &DropRequest, reason: &str, detail: serde_json::Value) -> Result<(), PageError> {
+async fn reject(
+    state: &AppState,
+    actor: &Actor,
+    link: &DropRequest,
+    reason: &str,
+    detail: serde_json::Value,
+) -> Result<(), PageError> {
     let mut detail = detail;
     detail["reason"] = json!(reason);
-    audit::record(&state.db, NewEvent::failure(actor, "secret.rejected", "denied").request(link.id).detail(detail)).await?;
+    audit::record(
+        &state.db,
+        NewEvent::failure(actor, "secret.rejected", "denied")
+            .request(link.id)
+            .detail(detail),
+    )
+    .await?;
     Ok(())
 }
 
@@ -187,24 +236,45 @@ async fn submit(
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !is_form {
-        return Err(PageError::BadRequest("The form must be sent as application/x-www-form-urlencoded.".into()));
+        return Err(PageError::BadRequest(
+            "The form must be sent as application/x-www-form-urlencoded.".into(),
+        ));
     }
     if let Err(why) = check_origin(&headers, &state.config.public_origin()) {
         reject(&state, &actor, &link, "origin", json!({ "why": why })).await?;
-        return Err(PageError::Forbidden("This form was sent from another website, so we did not accept it."));
+        return Err(PageError::Forbidden(
+            "This form was sent from another website, so we did not accept it.",
+        ));
     }
     let form = match Form::parse(&body) {
         Ok(f) => f,
         Err(e) => {
-            reject(&state, &actor, &link, "malformed_form", json!({ "why": e.to_string() })).await?;
-            return Err(PageError::BadRequest(format!("The form could not be read: {e}.")));
+            reject(
+                &state,
+                &actor,
+                &link,
+                "malformed_form",
+                json!({ "why": e.to_string() }),
+            )
+            .await?;
+            return Err(PageError::BadRequest(format!(
+                "The form could not be read: {e}."
+            )));
         }
     };
     if let Err(why) = state.csrf.verify(&headers, link.id, form.get("csrf_token")) {
         reject(&state, &actor, &link, "csrf", json!({ "why": why })).await?;
-        return Err(PageError::Forbidden("Your form session expired or could not be confirmed, so we did not accept it."));
+        return Err(PageError::Forbidden(
+            "Your form session expired or could not be confirmed, so we did not accept it.",
+        ));
     }
 
     // Validate every field, collecting all problems at once.
@@ -220,7 +290,10 @@ async fn submit(
                 views.push(field_view(f, form.get(f.name), None));
             }
             Err(msg) => {
-                errors.push(FormError { field: f.name, message: msg.clone() });
+                errors.push(FormError {
+                    field: f.name,
+                    message: msg.clone(),
+                });
                 views.push(field_view(f, form.get(f.name), Some(msg)));
             }
         }
@@ -234,22 +307,45 @@ async fn submit(
         None
     };
     if let Some(m) = &name_error {
-        errors.push(FormError { field: "submitter_name", message: m.clone() });
+        errors.push(FormError {
+            field: "submitter_name",
+            message: m.clone(),
+        });
     }
     let email = Email::parse(form.get("submitter_email").unwrap_or(""));
     let email_error = email.as_ref().err().map(|m| m.to_string());
     if let Some(m) = &email_error {
-        errors.push(FormError { field: "submitter_email", message: m.clone() });
+        errors.push(FormError {
+            field: "submitter_email",
+            message: m.clone(),
+        });
     }
     let email = match email {
         Ok(email) if errors.is_empty() => email,
         _ => {
             let names: Vec<_> = errors.iter().map(|e| e.field).collect();
-            reject(&state, &actor, &link, "invalid_fields", json!({ "fields": names })).await?;
+            reject(
+                &state,
+                &actor,
+                &link,
+                "invalid_fields",
+                json!({ "fields": names }),
+            )
+            .await?;
             let (nonce, _) = state.csrf.nonce(&headers);
             let mut page = drop_page(&state, &link, provider, &nonce, views);
-            page.submitter_name = form.get("submitter_name").unwrap_or("").chars().take(200).collect();
-            page.submitter_email = form.get("submitter_email").unwrap_or("").chars().take(254).collect();
+            page.submitter_name = form
+                .get("submitter_name")
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect();
+            page.submitter_email = form
+                .get("submitter_email")
+                .unwrap_or("")
+                .chars()
+                .take(254)
+                .collect();
             page.name_error = name_error;
             page.email_error = email_error;
             page.errors = errors;
@@ -259,11 +355,27 @@ async fn submit(
         }
     };
 
-    let sub = Submission { submitter_name: name, submitter_email: &email, fields };
+    let sub = Submission {
+        submitter_name: name,
+        submitter_email: &email,
+        fields,
+    };
     let check = CheckResult::unverified("Live checks for this provider are not available yet.");
-    let stored = match submission::store(&state.db, &state.keyring, &link, provider, &sub, &check, &actor).await {
+    let stored = match submission::store(
+        &state.db,
+        &state.keyring,
+        &link,
+        provider,
+        &sub,
+        &check,
+        &actor,
+    )
+    .await
+    {
         Ok(s) => s,
-        Err(SubmitError::LinkGone(s)) => return Err(gone_unless_pending(s).err().unwrap_or(PageError::NotFound)),
+        Err(SubmitError::LinkGone(s)) => {
+            return Err(gone_unless_pending(s).err().unwrap_or(PageError::NotFound))
+        }
         Err(SubmitError::Db(e)) => return Err(e.into()),
         Err(e @ SubmitError::Crypto(_)) => return Err(anyhow::Error::new(e).into()),
     };

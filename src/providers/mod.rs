@@ -85,14 +85,21 @@ impl Field {
             };
         }
         if v.chars().count() > self.max_len {
-            return Err(format!("The {} is too long (at most {} characters). Check you pasted only the {}.", self.label.to_lowercase(), self.max_len, self.label.to_lowercase()));
+            return Err(format!(
+                "The {} is too long (at most {} characters). Check you pasted only the {}.",
+                self.label.to_lowercase(),
+                self.max_len,
+                self.label.to_lowercase()
+            ));
         }
         let ok = match self.kind {
             FieldKind::Text => !v.chars().any(char::is_control),
             FieldKind::Token => v.bytes().all(|b| b.is_ascii_graphic()),
             FieldKind::Numeric => v.bytes().all(|b| b.is_ascii_digit()),
             FieldKind::Subdomain => {
-                v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !v.starts_with('-') && !v.ends_with('-')
+                v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !v.starts_with('-')
+                    && !v.ends_with('-')
             }
         };
         if !ok {
@@ -126,8 +133,15 @@ mod tests {
             let p = find(id).unwrap_or_else(|| panic!("{id} missing"));
             let names: Vec<_> = p.fields.iter().map(|f| f.name).collect();
             assert_eq!(&names, fields, "{id}");
-            let fp = p.fields.iter().find(|f| f.name == p.fingerprint_field).unwrap();
-            assert!(fp.secret && fp.required, "{id} fingerprints a required secret");
+            let fp = p
+                .fields
+                .iter()
+                .find(|f| f.name == p.fingerprint_field)
+                .unwrap();
+            assert!(
+                fp.secret && fp.required,
+                "{id} fingerprints a required secret"
+            );
             assert!(!p.steps.is_empty());
         }
         assert_eq!(PROVIDERS.len(), expect.len());
@@ -145,7 +159,10 @@ mod tests {
     fn field_validation_trims_and_explains() {
         let gh = find("greenhouse").unwrap();
         let secret = &gh.fields[1];
-        assert_eq!(secret.validate(Some("  abc123 \n")).unwrap(), Some("abc123"));
+        assert_eq!(
+            secret.validate(Some("  abc123 \n")).unwrap(),
+            Some("abc123")
+        );
         assert!(secret.validate(None).unwrap_err().contains("client secret"));
         assert!(secret.validate(Some("has space")).is_err());
         let long = "a".repeat(secret.max_len + 1);

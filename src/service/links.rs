@@ -39,12 +39,19 @@ impl LinkInput {
     /// Parses raw input; `default_ttl` applies when no expiry is given.
     pub fn parse(raw: RawLink<'_>, default_ttl: HumanDuration) -> Result<Self, String> {
         let organization = raw.organization.trim();
-        if organization.is_empty() || organization.chars().count() > 200 || organization.chars().any(char::is_control) {
+        if organization.is_empty()
+            || organization.chars().count() > 200
+            || organization.chars().any(char::is_control)
+        {
             return Err("organization must be 1-200 characters without control characters".into());
         }
         let provider = providers::find(raw.provider.trim()).ok_or_else(|| {
             let ids: Vec<_> = providers::PROVIDERS.iter().map(|p| p.id).collect();
-            format!("unknown provider {:?}: use one of {}", raw.provider, ids.join(", "))
+            format!(
+                "unknown provider {:?}: use one of {}",
+                raw.provider,
+                ids.join(", ")
+            )
         })?;
         let expires_in = match raw.expires_in {
             Some(s) => HumanDuration::parse(s).map_err(|e| format!("expires_in: {e}"))?,
@@ -82,7 +89,12 @@ pub struct CreatedLink {
 }
 
 /// Stores a new link and its audit event in one transaction.
-pub async fn create(db: &PgPool, base_url: &Url, actor: &Actor, input: &LinkInput) -> sqlx::Result<CreatedLink> {
+pub async fn create(
+    db: &PgPool,
+    base_url: &Url,
+    actor: &Actor,
+    input: &LinkInput,
+) -> sqlx::Result<CreatedLink> {
     let token = DropToken::generate();
     let id = Uuid::new_v4();
     let mut tx = db.begin().await?;
@@ -104,16 +116,21 @@ pub async fn create(db: &PgPool, base_url: &Url, actor: &Actor, input: &LinkInpu
     .await?;
     audit::record(
         &mut *tx,
-        NewEvent::success(actor, "link.created").request(id).detail(json!({
-            "organization": input.organization,
-            "provider": input.provider.id,
-            "max_uses": input.max_uses,
-            "expires_at": request.expires_at,
-        })),
+        NewEvent::success(actor, "link.created")
+            .request(id)
+            .detail(json!({
+                "organization": input.organization,
+                "provider": input.provider.id,
+                "max_uses": input.max_uses,
+                "expires_at": request.expires_at,
+            })),
     )
     .await?;
     tx.commit().await?;
-    Ok(CreatedLink { url: drop_url(base_url, token.expose()), request })
+    Ok(CreatedLink {
+        url: drop_url(base_url, token.expose()),
+        request,
+    })
 }
 
 /// Why a link could not be revoked.
@@ -130,13 +147,21 @@ pub enum RevokeError {
 /// Revokes a link so it can no longer be used.
 pub async fn revoke(db: &PgPool, actor: &Actor, id: Uuid) -> Result<DropRequest, RevokeError> {
     let mut tx = db.begin().await?;
-    let req = requests::lock(&mut tx, id).await?.ok_or(RevokeError::NotFound)?;
+    let req = requests::lock(&mut tx, id)
+        .await?
+        .ok_or(RevokeError::NotFound)?;
     if req.revoked_at.is_some() {
         return Err(RevokeError::AlreadyRevoked);
     }
     requests::revoke(&mut tx, id).await?;
-    audit::record(&mut *tx, NewEvent::success(actor, "link.revoked").request(id)).await?;
-    let req = requests::lock(&mut tx, id).await?.ok_or(RevokeError::NotFound)?;
+    audit::record(
+        &mut *tx,
+        NewEvent::success(actor, "link.revoked").request(id),
+    )
+    .await?;
+    let req = requests::lock(&mut tx, id)
+        .await?
+        .ok_or(RevokeError::NotFound)?;
     tx.commit().await?;
     Ok(req)
 }

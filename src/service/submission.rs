@@ -51,7 +51,10 @@ pub enum SubmitError {
 
 /// Serialises the fields as a JSON object into a zeroizing buffer.
 fn plaintext(fields: &BTreeMap<&'static str, &str>) -> Zeroizing<Vec<u8>> {
-    let cap = 2 + fields.iter().map(|(k, v)| k.len() + 6 * v.len() + 6).sum::<usize>();
+    let cap = 2 + fields
+        .iter()
+        .map(|(k, v)| k.len() + 6 * v.len() + 6)
+        .sum::<usize>();
     let mut buf = Zeroizing::new(Vec::with_capacity(cap));
     serde_json::to_writer(&mut *buf, fields).expect("serialising strings cannot fail");
     buf
@@ -73,7 +76,14 @@ pub async fn store(
         .get(provider.fingerprint_field)
         .map(|v| provider.fingerprint_of(v).to_owned())
         .unwrap_or_default();
-    let envelope = crypto::seal(keyring, Context { secret_id: id, provider: provider.id }, &plaintext(&sub.fields))?;
+    let envelope = crypto::seal(
+        keyring,
+        Context {
+            secret_id: id,
+            provider: provider.id,
+        },
+        &plaintext(&sub.fields),
+    )?;
 
     let mut tx = db.begin().await?;
     let locked = requests::lock(&mut tx, link.id).await?;
@@ -102,16 +112,23 @@ pub async fn store(
     requests::consume(&mut tx, link.id).await?;
     audit::record(
         &mut *tx,
-        NewEvent::success(actor, "secret.submitted").secret(id).request(link.id).detail(json!({
-            "provider": provider.id,
-            "organization": locked.organization,
-            "submitter_email": sub.submitter_email.as_str(),
-            "fingerprint": fingerprint,
-            "kek_id": envelope.kek_id,
-            "check_status": check.status,
-        })),
+        NewEvent::success(actor, "secret.submitted")
+            .secret(id)
+            .request(link.id)
+            .detail(json!({
+                "provider": provider.id,
+                "organization": locked.organization,
+                "submitter_email": sub.submitter_email.as_str(),
+                "fingerprint": fingerprint,
+                "kek_id": envelope.kek_id,
+                "check_status": check.status,
+            })),
     )
     .await?;
     tx.commit().await?;
-    Ok(Stored { id, fingerprint, created_at: Utc::now() })
+    Ok(Stored {
+        id,
+        fingerprint,
+        created_at: Utc::now(),
+    })
 }

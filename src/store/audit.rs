@@ -17,16 +17,31 @@ pub struct Actor {
 
 impl Actor {
     pub fn public(ip: Option<String>) -> Self {
-        Self { kind: "public", id: None, name: None, client_ip: ip }
+        Self {
+            kind: "public",
+            id: None,
+            name: None,
+            client_ip: ip,
+        }
     }
 
     pub fn cli() -> Self {
         let user = std::env::var("USER").ok().filter(|u| !u.is_empty());
-        Self { kind: "cli", id: None, name: Some(format!("cli:{}", user.as_deref().unwrap_or("unknown"))), client_ip: None }
+        Self {
+            kind: "cli",
+            id: None,
+            name: Some(format!("cli:{}", user.as_deref().unwrap_or("unknown"))),
+            client_ip: None,
+        }
     }
 
     pub fn staff(id: Uuid, name: String, ip: Option<String>) -> Self {
-        Self { kind: "staff", id: Some(id), name: Some(name), client_ip: ip }
+        Self {
+            kind: "staff",
+            id: Some(id),
+            name: Some(name),
+            client_ip: ip,
+        }
     }
 }
 
@@ -43,11 +58,21 @@ pub struct NewEvent<'a> {
 
 impl<'a> NewEvent<'a> {
     pub fn success(actor: &'a Actor, action: &'static str) -> Self {
-        Self { actor, action, outcome: "success", secret_id: None, request_id: None, detail: Value::Object(Default::default()) }
+        Self {
+            actor,
+            action,
+            outcome: "success",
+            secret_id: None,
+            request_id: None,
+            detail: Value::Object(Default::default()),
+        }
     }
 
     pub fn failure(actor: &'a Actor, action: &'static str, outcome: &'static str) -> Self {
-        Self { outcome, ..Self::success(actor, action) }
+        Self {
+            outcome,
+            ..Self::success(actor, action)
+        }
     }
 
     pub fn secret(mut self, id: Uuid) -> Self {

@@ -35,7 +35,9 @@ pub async fn register(pool: &PgPool, ring: &Keyring) -> anyhow::Result<()> {
 
 /// Compares each configured KEK with its canary, and lists ids still in use but not configured.
 pub async fn status(pool: &PgPool, ring: &Keyring) -> sqlx::Result<KeyringStatus> {
-    let rows = sqlx::query!("SELECT kek_id, canary FROM kek_canaries").fetch_all(pool).await?;
+    let rows = sqlx::query!("SELECT kek_id, canary FROM kek_canaries")
+        .fetch_all(pool)
+        .await?;
     let mut out = KeyringStatus::default();
     for row in rows {
         if let Some(kek) = ring.get(&row.kek_id) {
@@ -49,7 +51,10 @@ pub async fn status(pool: &PgPool, ring: &Keyring) -> sqlx::Result<KeyringStatus
     )
     .fetch_all(pool)
     .await?;
-    out.missing = in_use.into_iter().filter(|id| ring.get(id).is_none()).collect();
+    out.missing = in_use
+        .into_iter()
+        .filter(|id| ring.get(id).is_none())
+        .collect();
     Ok(out)
 }
 

@@ -17,7 +17,12 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Connects a pool that fails fast when the database is unreachable.
 pub async fn connect(url: &secrecy::SecretString) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(url.expose_secret())
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid Postgres URL: {}", redact_db_error(&e)))?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "DATABASE_URL is not a valid Postgres URL: {}",
+                redact_db_error(&e)
+            )
+        })?
         .application_name("keydrop");
     let pool = PgPoolOptions::new()
         .max_connections(16)

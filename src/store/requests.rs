@@ -85,7 +85,10 @@ pub async fn insert(db: impl PgExecutor<'_>, r: NewRequest<'_>) -> sqlx::Result<
     .await
 }
 
-pub async fn find_by_token(db: impl PgExecutor<'_>, hash: &TokenHash) -> sqlx::Result<Option<DropRequest>> {
+pub async fn find_by_token(
+    db: impl PgExecutor<'_>,
+    hash: &TokenHash,
+) -> sqlx::Result<Option<DropRequest>> {
     sqlx::query_as!(
         DropRequest,
         r#"SELECT id, organization, provider, contact_email, note, created_by_name, max_uses, use_count,
@@ -122,9 +125,12 @@ pub async fn consume(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
 }
 
 pub async fn revoke(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("UPDATE drop_requests SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", id)
-        .execute(tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE drop_requests SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+        id
+    )
+    .execute(tx)
+    .await?;
     Ok(())
 }
 

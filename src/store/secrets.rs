@@ -85,7 +85,11 @@ pub struct Filter<'a> {
 }
 
 /// Newest first.
-pub async fn list(db: impl PgExecutor<'_>, f: Filter<'_>, limit: i64) -> sqlx::Result<Vec<SecretMeta>> {
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    f: Filter<'_>,
+    limit: i64,
+) -> sqlx::Result<Vec<SecretMeta>> {
     sqlx::query_as!(
         SecretMeta,
         r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint,

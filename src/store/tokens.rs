@@ -40,7 +40,10 @@ pub async fn insert(
 
 /// A live (not revoked, not expired) token with this hash, marking it used.
 /// `last_used_at` is written at most once a minute to keep reads cheap.
-pub async fn authenticate(db: impl PgExecutor<'_>, hash: &TokenHash) -> sqlx::Result<Option<StaffToken>> {
+pub async fn authenticate(
+    db: impl PgExecutor<'_>,
+    hash: &TokenHash,
+) -> sqlx::Result<Option<StaffToken>> {
     sqlx::query_as!(
         StaffToken,
         r#"WITH hit AS (

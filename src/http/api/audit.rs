@@ -25,7 +25,11 @@ struct Filter {
 
 fn opt_uuid(v: Option<String>, name: &str) -> Result<Option<Uuid>, ApiError> {
     v.filter(|s| !s.is_empty())
-        .map(|s| Uuid::parse_str(&s).map_err(|_| ApiError::bad_request("invalid_filter", format!("{name} must be a UUID"))))
+        .map(|s| {
+            Uuid::parse_str(&s).map_err(|_| {
+                ApiError::bad_request("invalid_filter", format!("{name} must be a UUID"))
+            })
+        })
         .transpose()
 }
 

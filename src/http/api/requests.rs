@@ -80,17 +80,28 @@ async fn list(State(state): State<AppState>, staff: Staff) -> Result<Json<Value>
     if staff.require(Scope::Read).is_err() {
         staff.require(Scope::Request)?;
     }
-    let items: Vec<Value> = requests::list(&state.db, 500).await?.iter().map(view).collect();
+    let items: Vec<Value> = requests::list(&state.db, 500)
+        .await?
+        .iter()
+        .map(view)
+        .collect();
     Ok(Json(json!({ "items": items })))
 }
 
-async fn revoke(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn revoke(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     staff.require(Scope::Request)?;
     let id = parse_id(&id, "no drop link with that id")?;
     match links::revoke(&state.db, &staff.actor, id).await {
         Ok(r) => Ok(Json(view(&r))),
         Err(RevokeError::NotFound) => Err(ApiError::NotFound("no drop link with that id")),
-        Err(RevokeError::AlreadyRevoked) => Err(ApiError::conflict("already_revoked", "the link was already revoked")),
+        Err(RevokeError::AlreadyRevoked) => Err(ApiError::conflict(
+            "already_revoked",
+            "the link was already revoked",
+        )),
         Err(RevokeError::Db(e)) => Err(e.into()),
     }
 }

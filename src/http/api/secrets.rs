@@ -57,23 +57,42 @@ async fn list(
     Ok(Json(json!({ "items": items })))
 }
 
-async fn show(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Json<SecretMeta>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Json<SecretMeta>, ApiError> {
     staff.require(Scope::Read)?;
     let id = parse_id(&id, NOT_FOUND)?;
-    secrets::get(&state.db, id).await?.map(Json).ok_or(ApiError::NotFound(NOT_FOUND))
+    secrets::get(&state.db, id)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound(NOT_FOUND))
 }
 
 /// Decrypts and returns the credential. The audit event commits in the same
 /// transaction before anything is returned: no record, no reveal.
-async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn reveal(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     staff.require(Scope::Reveal)?;
     let id = parse_id(&id, NOT_FOUND)?;
     let mut tx = state.db.begin().await?;
-    let locked = secrets::lock(&mut tx, id).await?.ok_or(ApiError::NotFound(NOT_FOUND))?;
+    let locked = secrets::lock(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound(NOT_FOUND))?;
     let Some(envelope) = locked.envelope else {
-        return Err(ApiError::conflict("shredded", "this secret was shredded; its ciphertext no longer exists"));
+        return Err(ApiError::conflict(
+            "shredded",
+            "this secret was shredded; its ciphertext no longer exists",
+        ));
     };
-    let ctx = Context { secret_id: id, provider: &locked.meta.provider };
+    let ctx = Context {
+        secret_id: id,
+        provider: &locked.meta.provider,
+    };
     let plaintext = match crypto::open(&state.keyring, ctx, &envelope) {
         Ok(p) => p,
         Err(CryptoError::UnknownKek(kek)) => return Err(ApiError::KekUnavailable(kek)),
@@ -87,11 +106,14 @@ async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<Stri
                     .detail(json!({ "error": e.to_string() })),
             )
             .await?;
-            return Err(ApiError::Internal(anyhow::anyhow!("secret {id} failed to decrypt: {e}")));
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "secret {id} failed to decrypt: {e}"
+            )));
         }
     };
-    let fields: Value = serde_json::from_slice(&plaintext)
-        .map_err(|_| ApiError::Internal(anyhow::anyhow!("secret {id} decrypted to invalid JSON")))?;
+    let fields: Value = serde_json::from_slice(&plaintext).map_err(|_| {
+        ApiError::Internal(anyhow::anyhow!("secret {id} decrypted to invalid JSON"))
+    })?;
     drop(plaintext);
     if locked.meta.status == "received" {
         secrets::set_status(&mut tx, id, "revealed").await?;
@@ -113,14 +135,23 @@ async fn reveal(State(state): State<AppState>, staff: Staff, Path(id): Path<Stri
         "fields": fields,
     });
     let mut resp = Json(body).into_response();
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 
 /// Moves a secret along its lifecycle, answering 409 for impossible moves.
-async fn transition(state: &AppState, staff: &Staff, id: Uuid, to: &'static str, action: &'static str) -> Result<SecretMeta, ApiError> {
+async fn transition(
+    state: &AppState,
+    staff: &Staff,
+    id: Uuid,
+    to: &'static str,
+    action: &'static str,
+) -> Result<SecretMeta, ApiError> {
     let mut tx = state.db.begin().await?;
-    let locked = secrets::lock(&mut tx, id).await?.ok_or(ApiError::NotFound(NOT_FOUND))?;
+    let locked = secrets::lock(&mut tx, id)
+        .await?
+        .ok_or(ApiError::NotFound(NOT_FOUND))?;
     let from = locked.meta.status.as_str();
     let allowed = match to {
         "ingested" => from == "revealed",
@@ -145,18 +176,32 @@ async fn transition(state: &AppState, staff: &Staff, id: Uuid, to: &'static str,
     )
     .await?;
     tx.commit().await?;
-    secrets::get(&state.db, id).await?.ok_or(ApiError::NotFound(NOT_FOUND))
+    secrets::get(&state.db, id)
+        .await?
+        .ok_or(ApiError::NotFound(NOT_FOUND))
 }
 
-async fn ingested(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Json<SecretMeta>, ApiError> {
+async fn ingested(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Json<SecretMeta>, ApiError> {
     staff.require(Scope::Reveal)?;
     let id = parse_id(&id, NOT_FOUND)?;
-    transition(&state, &staff, id, "ingested", "secret.ingested").await.map(Json)
+    transition(&state, &staff, id, "ingested", "secret.ingested")
+        .await
+        .map(Json)
 }
 
 /// Crypto-shreds a secret: its ciphertext and wrapped key are deleted, metadata stays.
-async fn shred(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Json<SecretMeta>, ApiError> {
+async fn shred(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Json<SecretMeta>, ApiError> {
     staff.require(Scope::Admin)?;
     let id = parse_id(&id, NOT_FOUND)?;
-    transition(&state, &staff, id, "shredded", "secret.shredded").await.map(Json)
+    transition(&state, &staff, id, "shredded", "secret.shredded")
+        .await
+        .map(Json)
 }

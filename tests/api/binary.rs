@@ -1,0 +1,285 @@
+//! The `keydrop` binary itself: start-up refusals and what it logs.
+
+use crate::helpers::new_kek;
+use reqwest::StatusCode;
+use serde_json::Value;
+use sqlx::PgPool;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A URL for the test's own database, derived from DATABASE_URL.
+fn database_url(db: &PgPool) -> String {
+    let name = db.connect_options().get_database().unwrap().to_owned();
+    let mut url = url::Url::parse(&std::env::var("DATABASE_URL").unwrap()).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
+fn keydrop(db_url: &str, keks: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keydrop"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db_url)
+        .env("KEYDROP_KEKS", keks)
+        .env("KEYDROP_PUBLIC_ADDR", "127.0.0.1:0")
+        .env("KEYDROP_INTERNAL_ADDR", "127.0.0.1:0")
+        .env("KEYDROP_RATE_LIMIT", "off");
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Starts `keydrop serve`, waits for its listening line; returns the child, its
+/// public and internal base URLs, and a reader thread's handle to all it printed.
+fn serve(mut cmd: Command) -> (Child, String, String, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut stdout = child.stdout.take().unwrap();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        let _ = tx2.send(s);
+    });
+    let stderr = child.stderr.take().unwrap();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.contains("keydrop listening") {
+                let _ = addr_tx.send(line.clone());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        let _ = tx.send(all);
+    });
+    let line = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server started");
+    let plain = strip_ansi(&line);
+    let find = |key: &str| {
+        let start = plain.find(key).unwrap() + key.len();
+        let rest = &plain[start..];
+        format!("http://{}", rest.split_whitespace().next().unwrap())
+    };
+    (child, find("public="), find("internal="), rx)
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_esc = false;
+    for c in s.chars() {
+        match (in_esc, c) {
+            (false, '\x1b') => in_esc = true,
+            (true, 'm') => in_esc = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
+#[sqlx::test]
+async fn serve_refuses_to_start_when_a_kek_id_has_a_different_key(db: PgPool) {
+    let url = database_url(&db);
+    let good = new_kek("prod");
+    let (child, _, _, _) = serve(keydrop(&url, &good));
+    stop(child);
+    let impostor = new_kek("prod");
+    let started = Instant::now();
+    let (ok, _, stderr) = run(keydrop(&url, &impostor).arg("serve"));
+    assert!(!ok, "must refuse to start");
+    assert!(
+        stderr.contains("prod") && stderr.contains("different key"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&impostor[5..]) && !stderr.contains(&good[5..]),
+        "no key material in the message"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn malformed_kek_rings_exit_non_zero_naming_the_problem_without_the_key() {
+    let short = "k=QUJDREVGR0hJSktMTU5PUA==";
+    let dup = format!("{},{}", new_kek("a"), new_kek("a"));
+    let cases: [(&str, &str); 4] = [
+        (short, "32 bytes"),
+        ("k=%%%notbase64", "base64"),
+        (&dup, "more than once"),
+        (" ", "empty"),
+    ];
+    for (keks, needle) in cases {
+        let (ok, stdout, stderr) = run(keydrop("postgres://127.0.0.1:1/none", keks).arg("serve"));
+        assert!(!ok, "{keks}");
+        assert!(stderr.contains(needle), "{keks}: {stderr}");
+        assert!(stdout.is_empty());
+        if keks.len() > 10 {
+            let key_part = &keks[keks.find('=').unwrap() + 1..];
+            assert!(!stderr.contains(key_part), "{stderr}");
+        }
+    }
+}
+
+#[test]
+fn keygen_prints_an_id_and_a_32_byte_key() {
+    let (ok, stdout, _) = run(keydrop("x", "x").args(["keygen", "--id", "kek-2027"]));
+    assert!(ok);
+    let line = stdout.trim();
+    let key = line.strip_prefix("kek-2027=").unwrap();
+    use base64::Engine as _;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .unwrap()
+            .len(),
+        32
+    );
+    let (ok, _, stderr) = run(keydrop("x", "x").args(["keygen", "--id", "bad id!"]));
+    assert!(!ok && stderr.contains("invalid KEK id"));
+}
+
+fn stop(mut child: Child) {
+    // SIGTERM for a graceful stop.
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[sqlx::test]
+async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgPool) {
+    let url = database_url(&db);
+    let keks = new_kek("logkek");
+    let kek_material = keks[keks.find('=').unwrap() + 1..].to_owned();
+    let (ok, token, _) =
+        run(keydrop(&url, &keks).args(["token", "create", "--name", "ops", "--scope", "admin"]));
+    assert!(ok);
+    let token = token.trim().to_owned();
+    let mut cmd = keydrop(&url, &keks);
+    cmd.env("KEYDROP_LOG", "trace");
+    let (child, public, internal, output) = serve(cmd);
+
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let created: Value = client
+        .post(format!("{internal}/api/v1/requests"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"organization": "Log Co", "provider": "greenhouse"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let link_url = created["url"].as_str().unwrap();
+    let link_token = link_url[link_url.find("/d/").unwrap() + 3..].to_owned();
+    let link = format!("{public}/d/{link_token}");
+    let html = client
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = crate::helpers::csrf_from(&html);
+    let secret = "TRACE-secret-value-never-logged";
+    let client_id = "TRACE-client-id-value";
+    // A failing submission first (bad email), then the real one.
+    let bad = client
+        .post(&link)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("submitter_name", "N"),
+            ("submitter_email", "bad"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let receipt = client
+        .post(&link)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("submitter_name", "N"),
+            ("submitter_email", "n@example.com"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let id = crate::helpers::reference_from(&receipt);
+    let revealed: Value = client
+        .post(format!("{internal}/api/v1/secrets/{id}/reveal"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(revealed["fields"]["client_secret"], secret);
+    let wrong = format!("kds_{}", "Z".repeat(43));
+    let denied = client
+        .get(format!("{internal}/api/v1/secrets"))
+        .bearer_auth(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+
+    stop(child);
+    let mut logs = String::new();
+    for _ in 0..2 {
+        logs.push_str(&output.recv_timeout(Duration::from_secs(10)).unwrap());
+    }
+    assert!(
+        logs.contains("TRACE") || logs.contains("trace"),
+        "trace logging was on"
+    );
+    assert!(logs.contains("credential received"), "the flow was logged");
+    for needle in [
+        secret,
+        client_id,
+        &token,
+        &token[4..],
+        &link_token,
+        &link_token[4..],
+        &kek_material,
+        &csrf,
+        &wrong,
+    ] {
+        assert!(!logs.contains(needle), "log leaks {needle:?}");
+    }
+}

@@ -1,0 +1,228 @@
+//! `spawn_app` and a `TestApp` with one method per endpoint.
+
+use keydrop::config::{Config, RateLimit};
+use keydrop::crypto::{generate_kek, KekId, Keyring};
+use keydrop::domain::{Scopes, StaffSecret};
+use keydrop::startup::Application;
+use keydrop::store::tokens;
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use std::collections::HashMap;
+
+pub struct TestApp {
+    pub public: String,
+    pub internal: String,
+    pub db: PgPool,
+    pub admin: String,
+    /// `id=base64key` of the KEK the app runs with.
+    pub kek: String,
+    /// A browser-like client: keeps cookies, follows no redirects.
+    pub browser: Client,
+    pub api: Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn new_kek(id: &str) -> String {
+    generate_kek(&KekId::parse(id).unwrap())
+        .unwrap()
+        .to_string()
+}
+
+/// Configuration as the tests want it: ephemeral ports, no rate limit.
+pub fn test_config(extra: &[(&str, &str)]) -> Config {
+    let mut env: HashMap<String, String> = [
+        ("DATABASE_URL", "postgres://unused"),
+        ("KEYDROP_PUBLIC_ADDR", "127.0.0.1:0"),
+        ("KEYDROP_INTERNAL_ADDR", "127.0.0.1:0"),
+        ("KEYDROP_RATE_LIMIT", "off"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    for (k, v) in extra {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    Config::from_lookup(&move |k| env.get(k).cloned()).unwrap()
+}
+
+pub async fn spawn_app(db: PgPool) -> TestApp {
+    spawn_app_with(db, &new_kek("test-kek"), None).await
+}
+
+pub async fn spawn_app_with(db: PgPool, kek: &str, rate_limit: Option<&str>) -> TestApp {
+    let mut config = test_config(&[]);
+    if let Some(rl) = rate_limit {
+        config.rate_limit = RateLimit::parse(rl).unwrap();
+    }
+    let app = Application::build(config, Keyring::parse(kek).unwrap(), db.clone())
+        .await
+        .unwrap();
+    // Drop links must point at the port the app really got.
+    let public = format!("http://{}", app.public_addr());
+    let internal = format!("http://{}", app.internal_addr());
+    spawn_built(app, db, kek, public, internal).await
+}
+
+async fn spawn_built(
+    app: Application,
+    db: PgPool,
+    kek: &str,
+    public: String,
+    internal: String,
+) -> TestApp {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async move {
+        let _ = rx.await;
+    }));
+    // A second app on the same database takes over the admin token name.
+    sqlx::query("UPDATE staff_tokens SET revoked_at = now() WHERE name = 'test-admin' AND revoked_at IS NULL")
+        .execute(&db)
+        .await
+        .unwrap();
+    let admin = create_token(&db, "test-admin", "admin").await;
+    TestApp {
+        public,
+        internal,
+        db,
+        admin,
+        kek: kek.to_owned(),
+        browser: Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        api: Client::new(),
+        shutdown: Some(tx),
+    }
+}
+
+pub async fn create_token(db: &PgPool, name: &str, scopes: &str) -> String {
+    let secret = StaffSecret::generate();
+    tokens::insert(
+        db,
+        name,
+        &secret.hash(),
+        &Scopes::parse(scopes).unwrap(),
+        None,
+    )
+    .await
+    .unwrap();
+    secret.expose().to_owned()
+}
+
+/// Finds `name="csrf_token" value="…"` in a page.
+pub fn csrf_from(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("page has a CSRF token") + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.internal)
+    }
+
+    /// Rewrites a drop link onto this app's public address (links use the configured base URL).
+    pub fn local(&self, link: &str) -> String {
+        let path = &link[link.find("/d/").unwrap()..];
+        format!("{}{path}", self.public)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.api
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Option<Value>) -> Response {
+        let mut req = self.api.post(self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.api
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a drop link through the API; returns (id, local URL).
+    pub async fn create_link(&self, provider: &str) -> (String, String) {
+        self.create_link_with(json!({ "organization": "Acme Corp", "provider": provider }))
+            .await
+    }
+
+    pub async fn create_link_with(&self, body: Value) -> (String, String) {
+        let resp = self.post("/api/v1/requests", &self.admin, Some(body)).await;
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let v: Value = resp.json().await.unwrap();
+        (
+            v["id"].as_str().unwrap().to_owned(),
+            self.local(v["url"].as_str().unwrap()),
+        )
+    }
+
+    /// GETs the drop page as a browser would and returns its CSRF token.
+    pub async fn open_form(&self, link: &str) -> String {
+        let resp = self.browser.get(link).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        csrf_from(&resp.text().await.unwrap())
+    }
+
+    /// POSTs the drop form with the browser's cookies.
+    pub async fn submit(&self, link: &str, fields: &[(&str, &str)]) -> Response {
+        self.browser.post(link).form(fields).send().await.unwrap()
+    }
+
+    /// Opens the form and submits a valid Greenhouse credential.
+    pub async fn submit_greenhouse(&self, link: &str, secret: &str) -> Response {
+        let csrf = self.open_form(link).await;
+        self.submit(
+            link,
+            &[
+                ("csrf_token", &csrf),
+                ("submitter_name", "Jane Admin"),
+                ("submitter_email", "jane@acme.example.com"),
+                ("client_id", "client-id-123"),
+                ("client_secret", secret),
+            ],
+        )
+        .await
+    }
+
+    pub async fn reveal(&self, id: &str) -> Response {
+        self.post(&format!("/api/v1/secrets/{id}/reveal"), &self.admin, None)
+            .await
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+}
+
+/// Pulls the reference id out of a receipt page.
+pub fn reference_from(html: &str) -> String {
+    let marker = "<dt>Reference</dt><dd><code>";
+    let start = html.find(marker).expect("receipt has a reference") + marker.len();
+    html[start..start + 36].to_owned()
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real server on port 0 against a fresh Postgres
+//! database per test (`#[sqlx::test]`).
+
+mod auth;
+mod binary;
+mod drop_flow;
+mod helpers;
+mod lifecycle;
+mod links;
+mod storage;
