@@ -163,7 +163,7 @@ impl Keyring {
 pub fn generate(id: &KekId) -> Result<Zeroizing<String>, super::CryptoError> {
     let material = super::random_key()?;
     let mut line = Zeroizing::new(format!("{id}="));
-    STANDARD.encode_string(&material[..], &mut *line);
+    STANDARD.encode_string(&material[..], &mut line);
     Ok(line)
 }
 
