@@ -52,6 +52,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rewrap every data key under the active (first) KEK; progress on stderr.
+    Rotate(crate::ops::cli::RotateArgs),
+    /// Apply the retention policy now; prints what was shredded.
+    Purge(crate::ops::cli::PurgeArgs),
+    /// Exit 0 when the local server answers /healthz (for Docker's HEALTHCHECK).
+    Healthcheck(crate::ops::cli::HealthcheckArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +134,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { no_migrate } => serve(no_migrate).await,
         Command::Token(cmd) => token(cmd).await,
         Command::Request(cmd) => request(cmd).await,
+        Command::Rotate(args) => crate::ops::cli::rotate(args).await,
+        Command::Purge(args) => crate::ops::cli::purge(args).await,
+        Command::Healthcheck(args) => crate::ops::cli::healthcheck(args).await,
     }
 }
 

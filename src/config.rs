@@ -21,6 +21,14 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Default lifetime of new drop links.
     pub link_ttl: HumanDuration,
+    /// Shred a secret this long after it was marked ingested (`None`: never).
+    pub shred_after_ingested: Option<std::time::Duration>,
+    /// Shred a never-revealed secret this long after it arrived (`None`: never).
+    pub shred_unclaimed_after: Option<std::time::Duration>,
+    /// How often `serve` applies the retention policy (`None`: only `keydrop purge`).
+    pub purge_interval: Option<std::time::Duration>,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 /// A per-IP request budget: `count` requests per `per`.
@@ -103,6 +111,11 @@ impl Config {
         let link_ttl =
             HumanDuration::parse(&env("KEYDROP_LINK_TTL").unwrap_or_else(|| "7d".into()))
                 .map_err(|e| anyhow::anyhow!("KEYDROP_LINK_TTL: {e}"))?;
+        let shred_after_ingested = duration_or_off(env, "KEYDROP_SHRED_AFTER_INGESTED", "7d")?;
+        let shred_unclaimed_after = duration_or_off(env, "KEYDROP_SHRED_UNCLAIMED_AFTER", "30d")?;
+        let purge_interval = duration_or_off(env, "KEYDROP_PURGE_INTERVAL", "5m")?;
+        let shutdown_timeout = duration_or_off(env, "KEYDROP_SHUTDOWN_TIMEOUT", "30s")?
+            .context("KEYDROP_SHUTDOWN_TIMEOUT cannot be off: give a duration such as 30s")?;
         Ok(Self {
             database_url: SecretString::from(database_url),
             public_addr,
@@ -112,6 +125,10 @@ impl Config {
             log_json,
             rate_limit,
             link_ttl,
+            shred_after_ingested,
+            shred_unclaimed_after,
+            purge_interval,
+            shutdown_timeout,
         })
     }
 
@@ -124,6 +141,21 @@ impl Config {
     pub fn public_origin(&self) -> String {
         self.public_url.origin().ascii_serialization()
     }
+}
+
+/// A duration such as `7d`, or `off` (`None`).
+fn duration_or_off(
+    env: Env<'_>,
+    key: &str,
+    default: &str,
+) -> anyhow::Result<Option<std::time::Duration>> {
+    let v = env(key).unwrap_or_else(|| default.to_owned());
+    if v.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    HumanDuration::parse(&v)
+        .map(|d| Some(d.as_std()))
+        .map_err(|e| anyhow::anyhow!("{key}: {e} (or off)"))
 }
 
 fn parse_public_url(s: &str) -> anyhow::Result<Url> {
@@ -208,6 +240,34 @@ mod tests {
         assert!(c.is_https());
         assert_eq!(c.public_origin(), "https://drop.example.com");
         assert_eq!(drop_url(&c.public_url, "t"), "https://drop.example.com/d/t");
+    }
+
+    #[test]
+    fn retention_and_shutdown_settings_have_defaults_and_can_be_off() {
+        let c = cfg(&[("DATABASE_URL", "x")]).unwrap();
+        let days = |n: u64| Some(std::time::Duration::from_secs(n * 86_400));
+        assert_eq!(c.shred_after_ingested, days(7));
+        assert_eq!(c.shred_unclaimed_after, days(30));
+        assert_eq!(c.purge_interval, Some(std::time::Duration::from_secs(300)));
+        assert_eq!(c.shutdown_timeout, std::time::Duration::from_secs(30));
+        let c = cfg(&[
+            ("DATABASE_URL", "x"),
+            ("KEYDROP_SHRED_AFTER_INGESTED", "off"),
+            ("KEYDROP_SHRED_UNCLAIMED_AFTER", "90d"),
+            ("KEYDROP_PURGE_INTERVAL", "OFF"),
+            ("KEYDROP_SHUTDOWN_TIMEOUT", "5s"),
+        ])
+        .unwrap();
+        assert_eq!(c.shred_after_ingested, None);
+        assert_eq!(c.shred_unclaimed_after, days(90));
+        assert_eq!(c.purge_interval, None);
+        assert_eq!(c.shutdown_timeout, std::time::Duration::from_secs(5));
+        for key in ["KEYDROP_SHRED_AFTER_INGESTED", "KEYDROP_SHUTDOWN_TIMEOUT"] {
+            let e = cfg(&[("DATABASE_URL", "x"), (key, "soon")]).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
+        }
+        let e = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_SHUTDOWN_TIMEOUT", "off")]).unwrap_err();
+        assert!(e.to_string().contains("KEYDROP_SHUTDOWN_TIMEOUT"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod metrics;
+pub mod ops;
 pub mod providers;
 pub mod service;
 pub mod startup;

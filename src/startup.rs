@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::http::{self, AppState};
+use crate::ops::retention;
 use crate::store::canary;
 use sqlx::PgPool;
 use std::future::Future;
@@ -51,7 +52,8 @@ impl Application {
             .expect("bound listener has an address")
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves until `shutdown` resolves, then finishes in-flight requests for
+    /// at most `KEYDROP_SHUTDOWN_TIMEOUT`. Also runs the retention loop.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -61,6 +63,20 @@ impl Application {
             let _ = rx.changed().await;
         };
         tracing::info!(public = %self.public_addr(), internal = %self.internal_addr(), "keydrop listening");
+        let config = self.state.config.clone();
+        let retention = config.purge_interval.map(|every| {
+            let policy = retention::Policy {
+                after_ingested: config.shred_after_ingested,
+                unclaimed_after: config.shred_unclaimed_after,
+            };
+            tokio::spawn(retention::run_periodically(
+                self.state.db.clone(),
+                policy,
+                every,
+                rx.clone(),
+            ))
+        });
+        let mut deadline_rx = rx.clone();
         let public = axum::serve(
             self.public,
             http::public_router(self.state.clone())
@@ -78,10 +94,26 @@ impl Application {
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = tx.send(());
         });
-        let (a, b) = tokio::join!(public, internal);
+        // After the signal, in-flight requests get `shutdown_timeout` to finish;
+        // whatever is still running then is dropped.
+        let grace = config.shutdown_timeout;
+        let deadline = async move {
+            let _ = deadline_rx.changed().await;
+            tokio::time::sleep(grace).await;
+        };
+        let served = tokio::select! {
+            (a, b) = async { tokio::join!(public, internal) } => a.and(b),
+            () = deadline => {
+                tracing::warn!(timeout = ?grace, "shutdown timeout reached: dropping unfinished requests");
+                Ok(())
+            }
+        };
         signal.abort();
-        a?;
-        b?;
+        if let Some(task) = retention {
+            // It stops at the same signal; a purge in progress commits or rolls back whole.
+            let _ = tokio::time::timeout(config.shutdown_timeout, task).await;
+        }
+        served?;
         Ok(())
     }
 }

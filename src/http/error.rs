@@ -105,12 +105,18 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// True for errors meaning "the database can't be reached right now".
+/// True for errors meaning "the database can't be reached right now": no
+/// connection in time, a dropped connection, a server shutting down or
+/// starting (57P01-57P03), a connection failure (class 08), too many
+/// connections (53300), or a read-only database (25006).
 pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-    ) || matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("25006"))
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300" | "25006")
+        }),
+        _ => false,
+    }
 }
 
 /// An error answered on the public listener as an HTML page.

@@ -62,19 +62,22 @@ pub fn public_router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT))
         .with_state(state)
         .merge(assets::router());
+    let router = crate::metrics::track(router, "public");
     trace::layer(router, "public").layer(axum::middleware::map_response(move |r| {
         security::headers(https, r)
     }))
 }
 
-/// The staff API and health checks.
+/// The staff API, health checks and metrics.
 pub fn internal_router(state: AppState) -> Router {
     let router = Router::new()
         .nest("/api/v1", api::router())
-        .merge(health::router())
+        .merge(health::internal_router())
+        .merge(crate::metrics::router())
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
         .with_state(state);
+    let router = crate::metrics::track(router, "internal");
     trace::layer(router, "internal").layer(axum::middleware::map_response(|r| {
         security::headers(false, r)
     }))

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod canary;
+pub mod maintenance;
 pub mod requests;
 pub mod secrets;
 pub mod tokens;
@@ -26,7 +27,9 @@ pub async fn connect(url: &secrecy::SecretString) -> anyhow::Result<PgPool> {
         .application_name("keydrop");
     let pool = PgPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(5))
+        // Short, so a database outage answers 503 quickly instead of piling up
+        // requests; connections are re-established on their own once it is back.
+        .acquire_timeout(Duration::from_secs(2))
         .connect_with(options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to the database: {}", redact_db_error(&e)))?;

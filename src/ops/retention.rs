@@ -1,0 +1,132 @@
+//! Retention: crypto-shred secrets once they are no longer needed.
+//!
+//! Two rules, both from configuration: a secret marked ingested is shredded
+//! `KEYDROP_SHRED_AFTER_INGESTED` later, and a secret nobody ever revealed is
+//! shredded `KEYDROP_SHRED_UNCLAIMED_AFTER` after it arrived. Each batch of
+//! rows is claimed with `SKIP LOCKED` and shredded in one transaction together
+//! with one audit event per secret, so replicas purging at the same time never
+//! shred or record a secret twice. `now` is a parameter so tests need not wait.
+
+use crate::store::audit::{self, Actor, NewEvent};
+use crate::store::maintenance::{self, ShredReason};
+use crate::store::secrets;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// When secrets are shredded; `None` switches a rule off.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub after_ingested: Option<Duration>,
+    pub unclaimed_after: Option<Duration>,
+}
+
+/// What one purge did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Shredded because they were ingested long enough ago.
+    pub shredded_ingested: u64,
+    /// Shredded because nobody revealed them in time.
+    pub shredded_unclaimed: u64,
+}
+
+impl Summary {
+    pub fn total(&self) -> u64 {
+        self.shredded_ingested + self.shredded_unclaimed
+    }
+}
+
+/// Rows shredded per transaction.
+const BATCH: i64 = 100;
+
+/// The audit actor for retention.
+pub fn actor() -> Actor {
+    Actor {
+        kind: "system",
+        id: None,
+        name: Some("retention".into()),
+        client_ip: None,
+    }
+}
+
+/// Applies `policy` as of `now`, until nothing more is due.
+pub async fn purge(
+    db: &PgPool,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    actor: &Actor,
+) -> sqlx::Result<Summary> {
+    let before = |d: Option<Duration>| {
+        d.and_then(|d| chrono::Duration::from_std(d).ok())
+            .and_then(|d| now.checked_sub_signed(d))
+    };
+    let ingested_before = before(policy.after_ingested);
+    let unclaimed_before = before(policy.unclaimed_after);
+    let mut summary = Summary::default();
+    if ingested_before.is_none() && unclaimed_before.is_none() {
+        return Ok(summary);
+    }
+    loop {
+        let mut tx = db.begin().await?;
+        let due =
+            maintenance::claim_due_for_shred(&mut tx, ingested_before, unclaimed_before, BATCH)
+                .await?;
+        if due.is_empty() {
+            tx.rollback().await?;
+            return Ok(summary);
+        }
+        let mut batch = Summary::default();
+        for secret in &due {
+            secrets::set_status(&mut tx, secret.id, "shredded").await?;
+            audit::record(
+                &mut *tx,
+                NewEvent::success(actor, "secret.shredded")
+                    .secret(secret.id)
+                    .request(secret.request_id)
+                    .detail(json!({
+                        "from": secret.status,
+                        "reason": secret.reason.as_str(),
+                        "provider": secret.provider,
+                    })),
+            )
+            .await?;
+            match secret.reason {
+                ShredReason::Ingested => batch.shredded_ingested += 1,
+                ShredReason::Unclaimed => batch.shredded_unclaimed += 1,
+            }
+        }
+        tx.commit().await?;
+        crate::metrics::shredded(ShredReason::Ingested.as_str(), batch.shredded_ingested);
+        crate::metrics::shredded(ShredReason::Unclaimed.as_str(), batch.shredded_unclaimed);
+        summary.shredded_ingested += batch.shredded_ingested;
+        summary.shredded_unclaimed += batch.shredded_unclaimed;
+    }
+}
+
+/// Purges now and then every `every` until `stop` fires (the server's retention loop).
+pub async fn run_periodically(
+    db: PgPool,
+    policy: Policy,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<()>,
+) {
+    let actor = actor();
+    loop {
+        match purge(&db, &policy, Utc::now(), &actor).await {
+            Ok(s) if s.total() > 0 => tracing::info!(
+                shredded_ingested = s.shredded_ingested,
+                shredded_unclaimed = s.shredded_unclaimed,
+                "retention: secrets shredded"
+            ),
+            Ok(_) => tracing::debug!("retention: nothing due"),
+            // A database outage: try again next time, the server keeps serving.
+            Err(e) => tracing::warn!(error = %e, "retention: purge failed; will retry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

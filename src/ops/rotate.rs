@@ -1,0 +1,171 @@
+//! KEK rotation: rewrap every data key under the active KEK.
+//!
+//! Each batch is one transaction that locks its rows with `SKIP LOCKED`, so a
+//! rotation can run beside serving replicas (a reveal holding a row just makes
+//! the rotation take that row in a later pass) and can be killed at any moment:
+//! a batch either commits whole or not at all, and the next run picks up the
+//! rows still under an old KEK. Payload ciphertext is never read or written.
+
+use crate::crypto::{self, Envelope, Keyring};
+use crate::store::audit::{self, Actor, NewEvent};
+use crate::store::{canary, maintenance};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// How a rotation run proceeds.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Rows per batch (one transaction each).
+    pub batch: i64,
+    /// Stop after this many batches; the next run carries on.
+    pub max_batches: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            batch: 500,
+            max_batches: None,
+        }
+    }
+}
+
+/// Where a run stands, reported after every batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub batches: u64,
+    pub rewrapped: u64,
+    /// Rows under an old KEK when the run started.
+    pub total: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// The KEK every data key is now meant to be wrapped by.
+    pub active: String,
+    pub rewrapped: u64,
+    /// Rows already under the active KEK when the run started.
+    pub already_current: u64,
+    /// Rows that could not be rewrapped, by the KEK id wrapping them (that KEK
+    /// is not in the ring, or the wrapped key failed to authenticate).
+    pub failures: BTreeMap<String, u64>,
+    /// Rows still under another KEK when the run ended.
+    pub remaining: u64,
+    pub batches: u64,
+    /// True when no row is left under another KEK.
+    pub complete: bool,
+    /// True when stopped early (`--max-batches` or an interrupt).
+    pub interrupted: bool,
+}
+
+/// How many times to look again for rows that were locked by someone else.
+const BUSY_RETRIES: u32 = 5;
+
+/// Rewraps data keys under `ring`'s active KEK, batch by batch, until none is
+/// left, `opts.max_batches` is reached or `stop` is set (checked between
+/// batches). Records one `kek.rotated` audit event for the run.
+pub async fn rotate(
+    db: &PgPool,
+    ring: &Keyring,
+    actor: &Actor,
+    opts: Options,
+    stop: &AtomicBool,
+    mut on_progress: impl FnMut(Progress),
+) -> anyhow::Result<Summary> {
+    anyhow::ensure!(opts.batch > 0, "the batch size must be at least 1");
+    // Refuses a key that does not match its canary, and registers the new one.
+    canary::verify(db, ring).await?;
+    let active = ring.active().id().as_str().to_owned();
+    let mut summary = Summary {
+        active: active.clone(),
+        ..Summary::default()
+    };
+    let mut total = 0;
+    for (kek, rows) in maintenance::rows_per_kek(db).await? {
+        let rows = rows as u64;
+        if kek == active {
+            summary.already_current = rows;
+        } else if ring.get(&kek).is_none() {
+            // Without the key there is nothing to try; report, don't loop.
+            summary.failures.insert(kek, rows);
+        } else {
+            total += rows;
+        }
+    }
+    let from: Vec<String> = ring
+        .iter()
+        .map(|k| k.id().as_str().to_owned())
+        .filter(|id| *id != active)
+        .collect();
+    let mut failed: Vec<Uuid> = Vec::new();
+    let mut busy_retries = 0;
+    loop {
+        if opts.max_batches.is_some_and(|max| summary.batches >= max)
+            || stop.load(Ordering::Relaxed)
+        {
+            summary.interrupted = true;
+            break;
+        }
+        let mut tx = db.begin().await?;
+        let rows = maintenance::claim_for_rewrap(&mut tx, &from, &failed, opts.batch).await?;
+        if rows.is_empty() {
+            tx.rollback().await?;
+            // Rows someone else held are still waiting: look again shortly.
+            let left = maintenance::count_not_under(db, &active).await? as u64;
+            let unfixable = summary.failures.values().sum::<u64>();
+            if left > unfixable && busy_retries < BUSY_RETRIES {
+                busy_retries += 1;
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(busy_retries))).await;
+                continue;
+            }
+            break;
+        }
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut wrapped = Vec::with_capacity(rows.len());
+        for row in rows {
+            let envelope = Envelope {
+                format_version: row.format_version,
+                kek_id: row.kek_id,
+                payload: Vec::new(), // rewrap only reads the wrapped key
+                wrapped_dek: row.wrapped_dek,
+            };
+            match crypto::rewrap(ring, row.id, &envelope) {
+                Ok(new) => {
+                    ids.push(row.id);
+                    wrapped.push(new.wrapped_dek);
+                }
+                Err(e) => {
+                    tracing::warn!(secret_id = %row.id, kek_id = %envelope.kek_id, error = %e, "cannot rewrap data key");
+                    *summary.failures.entry(envelope.kek_id).or_default() += 1;
+                    failed.push(row.id);
+                }
+            }
+        }
+        let done = maintenance::store_rewrapped(&mut tx, &active, &ids, &wrapped).await?;
+        tx.commit().await?;
+        crate::metrics::rewrapped(done);
+        summary.rewrapped += done;
+        summary.batches += 1;
+        on_progress(Progress {
+            batches: summary.batches,
+            rewrapped: summary.rewrapped,
+            total,
+        });
+    }
+    summary.remaining = maintenance::count_not_under(db, &active).await? as u64;
+    summary.complete = summary.remaining == 0;
+    let failures: u64 = summary.failures.values().sum();
+    let event = if failures == 0 && !summary.interrupted {
+        NewEvent::success(actor, "kek.rotated")
+    } else {
+        NewEvent::failure(actor, "kek.rotated", "failure")
+    };
+    audit::record(db, event.detail(json!(summary))).await?;
+    Ok(summary)
+}

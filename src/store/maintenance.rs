@@ -1,0 +1,170 @@
+//! Queries for background work: KEK rotation, retention, and the counts
+//! health checks and metrics report.
+//!
+//! Every "claim" here locks rows with `FOR UPDATE SKIP LOCKED`, so several
+//! processes (replicas, a CLI run beside the servers) can work through the same
+//! table at once and each row is handled by exactly one of them.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+/// Rows that still hold ciphertext, by the KEK id that wraps their data key.
+pub async fn rows_per_kek(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT kek_id AS "kek_id!", count(*) AS "rows!"
+           FROM secrets WHERE payload IS NOT NULL AND kek_id IS NOT NULL
+           GROUP BY kek_id ORDER BY kek_id"#
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.kek_id, r.rows)).collect())
+}
+
+/// Secrets by status (shredded ones are the tombstones).
+pub async fn rows_per_status(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query!(
+        r#"SELECT status, count(*) AS "rows!" FROM secrets GROUP BY status ORDER BY status"#
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.status, r.rows)).collect())
+}
+
+/// A data key waiting to be rewrapped. The payload is not read: rotation never touches it.
+#[derive(Debug)]
+pub struct WrappedDek {
+    pub id: Uuid,
+    pub kek_id: String,
+    pub wrapped_dek: Vec<u8>,
+    pub format_version: i16,
+}
+
+/// Locks up to `limit` live secrets wrapped by one of `from` (never the active
+/// KEK), skipping rows another transaction holds and ids in `skip`.
+pub async fn claim_for_rewrap(
+    tx: &mut PgConnection,
+    from: &[String],
+    skip: &[Uuid],
+    limit: i64,
+) -> sqlx::Result<Vec<WrappedDek>> {
+    sqlx::query_as!(
+        WrappedDek,
+        r#"SELECT id, kek_id AS "kek_id!", wrapped_dek AS "wrapped_dek!", format_version
+           FROM secrets
+           WHERE payload IS NOT NULL AND kek_id = ANY($1) AND NOT (id = ANY($2))
+           ORDER BY id
+           LIMIT $3
+           FOR UPDATE SKIP LOCKED"#,
+        from,
+        skip,
+        limit
+    )
+    .fetch_all(tx)
+    .await
+}
+
+/// Stores rewrapped data keys (all under `kek_id`) for rows locked by [`claim_for_rewrap`].
+pub async fn store_rewrapped(
+    tx: &mut PgConnection,
+    kek_id: &str,
+    ids: &[Uuid],
+    wrapped: &[Vec<u8>],
+) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        r#"UPDATE secrets s SET wrapped_dek = u.dek, kek_id = $3
+           FROM UNNEST($1::uuid[], $2::bytea[]) AS u(id, dek)
+           WHERE s.id = u.id AND s.payload IS NOT NULL"#,
+        ids,
+        wrapped,
+        kek_id
+    )
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Live secrets whose data key is wrapped by a KEK other than `active`.
+pub async fn count_not_under(db: impl PgExecutor<'_>, active: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM secrets WHERE payload IS NOT NULL AND kek_id <> $1"#,
+        active
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Why retention shreds a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShredReason {
+    /// Marked ingested longer ago than `KEYDROP_SHRED_AFTER_INGESTED`.
+    Ingested,
+    /// Never revealed, received longer ago than `KEYDROP_SHRED_UNCLAIMED_AFTER`.
+    Unclaimed,
+}
+
+impl ShredReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingested => "ingested",
+            Self::Unclaimed => "unclaimed",
+        }
+    }
+}
+
+/// A secret locked for shredding.
+#[derive(Debug)]
+pub struct DueForShred {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub provider: String,
+    pub status: String,
+    pub reason: ShredReason,
+}
+
+/// Locks up to `limit` secrets the retention policy says to shred: ingested
+/// at or before `ingested_before`, or still unrevealed and received at or
+/// before `unclaimed_before` (`None` switches that rule off).
+pub async fn claim_due_for_shred(
+    tx: &mut PgConnection,
+    ingested_before: Option<DateTime<Utc>>,
+    unclaimed_before: Option<DateTime<Utc>>,
+    limit: i64,
+) -> sqlx::Result<Vec<DueForShred>> {
+    let rows = sqlx::query!(
+        r#"SELECT id, request_id, provider, status FROM secrets
+           WHERE (status = 'ingested' AND ingested_at <= $1)
+              OR (status = 'received' AND created_at <= $2)
+           ORDER BY created_at, id
+           LIMIT $3
+           FOR UPDATE SKIP LOCKED"#,
+        ingested_before,
+        unclaimed_before,
+        limit
+    )
+    .fetch_all(tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DueForShred {
+            reason: if r.status == "ingested" {
+                ShredReason::Ingested
+            } else {
+                ShredReason::Unclaimed
+            },
+            id: r.id,
+            request_id: r.request_id,
+            provider: r.provider,
+            status: r.status,
+        })
+        .collect())
+}
+
+/// Versions of the migrations applied successfully, lowest first.
+pub async fn applied_migrations(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<i64>> {
+    // Not a `query!` macro: `_sqlx_migrations` is sqlx's own table, created at
+    // run time, so it need not exist in the database the macros check against.
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(db)
+        .await
+}
