@@ -2,6 +2,7 @@
 
 use crate::crypto::{Keyring, KeyringError};
 use crate::domain::HumanDuration;
+use crate::providers::live::Upstreams;
 use anyhow::{bail, Context as _};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -21,6 +22,8 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Default lifetime of new drop links.
     pub link_ttl: HumanDuration,
+    /// Outgoing webhooks (`KEYDROP_WEBHOOK_URL`, `_SECRET`, `_FORMAT`).
+    pub webhooks: crate::webhooks::WebhookConfig,
     /// Shred a secret this long after it was marked ingested (`None`: never).
     pub shred_after_ingested: Option<std::time::Duration>,
     /// Shred a never-revealed secret this long after it arrived (`None`: never).
@@ -29,6 +32,12 @@ pub struct Config {
     pub purge_interval: Option<std::time::Duration>,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_timeout: std::time::Duration,
+    /// Provider API base URLs for live checks.
+    pub upstreams: Upstreams,
+    /// Total time a live check may take.
+    pub check_timeout: std::time::Duration,
+    /// Addresses the server calls providers from, shown to admins who restrict by IP.
+    pub egress_ips: Vec<String>,
 }
 
 /// A per-IP request budget: `count` requests per `per`.
@@ -111,12 +120,49 @@ impl Config {
         let link_ttl =
             HumanDuration::parse(&env("KEYDROP_LINK_TTL").unwrap_or_else(|| "7d".into()))
                 .map_err(|e| anyhow::anyhow!("KEYDROP_LINK_TTL: {e}"))?;
+        let webhooks = crate::webhooks::WebhookConfig::parse(
+            env("KEYDROP_WEBHOOK_URL").as_deref(),
+            env("KEYDROP_WEBHOOK_SECRET").as_deref(),
+            env("KEYDROP_WEBHOOK_FORMAT").as_deref(),
+        )
+        .map_err(anyhow::Error::msg)?;
         let shred_after_ingested = duration_or_off(env, "KEYDROP_SHRED_AFTER_INGESTED", "7d")?;
         let shred_unclaimed_after = duration_or_off(env, "KEYDROP_SHRED_UNCLAIMED_AFTER", "30d")?;
         let purge_interval = duration_or_off(env, "KEYDROP_PURGE_INTERVAL", "5m")?;
         let shutdown_timeout = duration_or_off(env, "KEYDROP_SHUTDOWN_TIMEOUT", "30s")?
             .context("KEYDROP_SHUTDOWN_TIMEOUT cannot be off: give a duration such as 30s")?;
+        let mut upstreams = Upstreams::default();
+        for (key, slot) in [
+            ("KEYDROP_GREENHOUSE_AUTH_URL", &mut upstreams.greenhouse_auth),
+            ("KEYDROP_GREENHOUSE_HARVEST_URL", &mut upstreams.greenhouse_harvest),
+            ("KEYDROP_LEVER_BASE_URL", &mut upstreams.lever),
+            ("KEYDROP_ASHBY_BASE_URL", &mut upstreams.ashby),
+            ("KEYDROP_BAMBOOHR_BASE_URL", &mut upstreams.bamboohr),
+        ] {
+            if let Some(v) = env(key) {
+                let url = Url::parse(&v).with_context(|| format!("{key}={v:?} is not a URL"))?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    bail!("{key}={v:?} must be an http:// or https:// URL");
+                }
+                *slot = url;
+            }
+        }
+        let check_timeout = HumanDuration::parse(&env("KEYDROP_CHECK_TIMEOUT").unwrap_or_else(|| "10s".into()))
+            .map_err(|e| anyhow::anyhow!("KEYDROP_CHECK_TIMEOUT: {e}"))?
+            .as_std();
+        let mut egress_ips = Vec::new();
+        for ip in env("KEYDROP_EGRESS_IPS").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let ok = ip.parse::<std::net::IpAddr>().is_ok()
+                || ip.split_once('/').is_some_and(|(a, n)| a.parse::<std::net::IpAddr>().is_ok() && n.parse::<u8>().is_ok_and(|n| n <= 128));
+            if !ok {
+                bail!("KEYDROP_EGRESS_IPS: {ip:?} is not an IP address or CIDR range");
+            }
+            egress_ips.push(ip.to_owned());
+        }
         Ok(Self {
+            upstreams,
+            check_timeout,
+            egress_ips,
             database_url: SecretString::from(database_url),
             public_addr,
             internal_addr,
@@ -125,6 +171,7 @@ impl Config {
             log_json,
             rate_limit,
             link_ttl,
+            webhooks,
             shred_after_ingested,
             shred_unclaimed_after,
             purge_interval,
@@ -240,6 +287,25 @@ mod tests {
         assert!(c.is_https());
         assert_eq!(c.public_origin(), "https://drop.example.com");
         assert_eq!(drop_url(&c.public_url, "t"), "https://drop.example.com/d/t");
+    }
+
+    #[test]
+    fn provider_upstreams_check_timeout_and_egress_ips_are_read() {
+        let c = cfg(&[("DATABASE_URL", "x")]).unwrap();
+        assert_eq!(c.upstreams.greenhouse_auth.as_str(), "https://auth.greenhouse.io/");
+        assert_eq!(c.check_timeout.as_secs(), 10);
+        let c = cfg(&[
+            ("DATABASE_URL", "x"),
+            ("KEYDROP_LEVER_BASE_URL", "http://127.0.0.1:9999"),
+            ("KEYDROP_CHECK_TIMEOUT", "3s"),
+            ("KEYDROP_EGRESS_IPS", "203.0.113.7, 198.51.100.0/24"),
+        ])
+        .unwrap();
+        assert_eq!(c.upstreams.lever.as_str(), "http://127.0.0.1:9999/");
+        assert_eq!(c.check_timeout.as_secs(), 3);
+        assert_eq!(c.egress_ips, ["203.0.113.7", "198.51.100.0/24"]);
+        assert!(cfg(&[("DATABASE_URL", "x"), ("KEYDROP_EGRESS_IPS", "nope")]).is_err());
+        assert!(cfg(&[("DATABASE_URL", "x"), ("KEYDROP_ASHBY_BASE_URL", "file:///etc")]).is_err());
     }
 
     #[test]

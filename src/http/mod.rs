@@ -17,6 +17,7 @@ mod trace;
 
 use crate::config::Config;
 use crate::crypto::Keyring;
+use crate::providers::live::Checker;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use sqlx::PgPool;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     pub config: Arc<Config>,
     pub csrf: Arc<csrf::CsrfKey>,
+    pub checker: Checker,
 }
 
 impl AppState {
@@ -37,7 +39,10 @@ impl AppState {
             keyring.active().derive_hmac_key("keydrop csrf v1"),
             config.is_https(),
         );
+        let checker = Checker::new(config.upstreams.clone(), config.check_timeout, config.egress_ips.clone())
+            .expect("the HTTP client for live checks can be built");
         Self {
+            checker,
             db,
             keyring: Arc::new(keyring),
             config: Arc::new(config),

@@ -68,6 +68,7 @@ pub struct DropPage<'a> {
     pub name_error: Option<String>,
     pub email_error: Option<String>,
     pub errors: Vec<FormError>,
+    pub egress_ips: Vec<String>,
 }
 
 #[derive(Template)]
@@ -82,4 +83,9 @@ pub struct ReceiptPage<'a> {
     pub check_title: &'static str,
     pub check_message: String,
     pub missing: Vec<String>,
+    /// Steps to add missing permissions in the provider's UI.
+    pub fix_steps: &'static [&'static str],
+    pub egress_ips: Vec<String>,
+    /// A CSRF token for the "check again" button, when it is offered.
+    pub recheck_csrf: Option<String>,
 }

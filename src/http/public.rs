@@ -7,7 +7,9 @@ use super::pages::{render, DropPage, ErrorPage, FieldView, FormError, ReceiptPag
 use super::AppState;
 use crate::config::RateLimit;
 use crate::domain::{DropToken, Email};
-use crate::providers::{self, CheckResult, CheckStatus, Provider};
+use crate::providers::{self, Check, CheckResult, CheckStatus, Provider};
+use crate::service::checks::{recheck, RecheckError};
+use crate::store::secrets;
 use crate::service::submission::{self, Submission, SubmitError};
 use crate::store::audit::{self, Actor, NewEvent};
 use crate::store::requests::{self, DropRequest, LinkState};
@@ -183,6 +185,7 @@ fn drop_page<'a>(
         name_error: None,
         email_error: None,
         errors: Vec::new(),
+        egress_ips: state.checker.egress_ips().to_vec(),
     }
 }
 
@@ -216,7 +219,10 @@ async fn submit(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, PageError> {
-    let (link, provider) = usable_link(&state, &token).await?;
+    let token = DropToken::parse(&token).ok_or(PageError::NotFound)?;
+    let link = requests::find_by_token(&state.db, &token.hash()).await?.ok_or(PageError::NotFound)?;
+    let provider = providers::find(&link.provider)
+        .ok_or_else(|| anyhow::anyhow!("link {} names unknown provider {:?}", link.id, link.provider))?;
     let actor = Actor::public(client_ip(addr));
     let body = match body {
         Ok(b) => b,
@@ -236,46 +242,30 @@ async fn submit(
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
+        .is_some_and(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
     if !is_form {
-        return Err(PageError::BadRequest(
-            "The form must be sent as application/x-www-form-urlencoded.".into(),
-        ));
+        return Err(PageError::BadRequest("The form must be sent as application/x-www-form-urlencoded.".into()));
     }
     if let Err(why) = check_origin(&headers, &state.config.public_origin()) {
         reject(&state, &actor, &link, "origin", json!({ "why": why })).await?;
-        return Err(PageError::Forbidden(
-            "This form was sent from another website, so we did not accept it.",
-        ));
+        return Err(PageError::Forbidden("This form was sent from another website, so we did not accept it."));
     }
     let form = match Form::parse(&body) {
         Ok(f) => f,
         Err(e) => {
-            reject(
-                &state,
-                &actor,
-                &link,
-                "malformed_form",
-                json!({ "why": e.to_string() }),
-            )
-            .await?;
-            return Err(PageError::BadRequest(format!(
-                "The form could not be read: {e}."
-            )));
+            reject(&state, &actor, &link, "malformed_form", json!({ "why": e.to_string() })).await?;
+            return Err(PageError::BadRequest(format!("The form could not be read: {e}.")));
         }
     };
     if let Err(why) = state.csrf.verify(&headers, link.id, form.get("csrf_token")) {
         reject(&state, &actor, &link, "csrf", json!({ "why": why })).await?;
-        return Err(PageError::Forbidden(
-            "Your form session expired or could not be confirmed, so we did not accept it.",
-        ));
+        return Err(PageError::Forbidden("Your form session expired or could not be confirmed, so we did not accept it."));
     }
+    let (nonce, _) = state.csrf.nonce(&headers);
+    if form.get("recheck").is_some() {
+        return check_again(&state, &actor, &link, provider, &form, &nonce).await;
+    }
+    gone_unless_pending(link.state(Utc::now()))?;
 
     // Validate every field, collecting all problems at once.
     let mut errors = Vec::new();
@@ -290,10 +280,7 @@ async fn submit(
                 views.push(field_view(f, form.get(f.name), None));
             }
             Err(msg) => {
-                errors.push(FormError {
-                    field: f.name,
-                    message: msg.clone(),
-                });
+                errors.push(FormError { field: f.name, message: msg.clone() });
                 views.push(field_view(f, form.get(f.name), Some(msg)));
             }
         }
@@ -307,107 +294,158 @@ async fn submit(
         None
     };
     if let Some(m) = &name_error {
-        errors.push(FormError {
-            field: "submitter_name",
-            message: m.clone(),
-        });
+        errors.push(FormError { field: "submitter_name", message: m.clone() });
     }
     let email = Email::parse(form.get("submitter_email").unwrap_or(""));
     let email_error = email.as_ref().err().map(|m| m.to_string());
     if let Some(m) = &email_error {
-        errors.push(FormError {
-            field: "submitter_email",
-            message: m.clone(),
-        });
+        errors.push(FormError { field: "submitter_email", message: m.clone() });
     }
+    let again = |views, errors, name_error, email_error| {
+        let mut page = drop_page(&state, &link, provider, &nonce, views);
+        page.submitter_name = form.get("submitter_name").unwrap_or("").chars().take(200).collect();
+        page.submitter_email = form.get("submitter_email").unwrap_or("").chars().take(254).collect();
+        page.name_error = name_error;
+        page.email_error = email_error;
+        page.errors = errors;
+        let mut resp = render(&page);
+        *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        resp
+    };
     let email = match email {
         Ok(email) if errors.is_empty() => email,
         _ => {
             let names: Vec<_> = errors.iter().map(|e| e.field).collect();
-            reject(
-                &state,
-                &actor,
-                &link,
-                "invalid_fields",
-                json!({ "fields": names }),
-            )
-            .await?;
-            let (nonce, _) = state.csrf.nonce(&headers);
-            let mut page = drop_page(&state, &link, provider, &nonce, views);
-            page.submitter_name = form
-                .get("submitter_name")
-                .unwrap_or("")
-                .chars()
-                .take(200)
-                .collect();
-            page.submitter_email = form
-                .get("submitter_email")
-                .unwrap_or("")
-                .chars()
-                .take(254)
-                .collect();
-            page.name_error = name_error;
-            page.email_error = email_error;
-            page.errors = errors;
-            let mut resp = render(&page);
-            *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            return Ok(resp);
+            reject(&state, &actor, &link, "invalid_fields", json!({ "fields": names })).await?;
+            return Ok(again(views, errors, name_error, email_error));
         }
     };
 
-    let sub = Submission {
-        submitter_name: name,
-        submitter_email: &email,
-        fields,
-    };
-    let check = CheckResult::unverified("Live checks for this provider are not available yet.");
-    let stored = match submission::store(
-        &state.db,
-        &state.keyring,
-        &link,
-        provider,
-        &sub,
-        &check,
-        &actor,
-    )
-    .await
-    {
+    // Ask the provider before storing: a rejected credential is not kept.
+    let check = state.checker.check(provider, &fields).await;
+    tracing::info!(request_id = %link.id, provider = provider.id, status = ?check.status, "live check finished");
+    if check.status == CheckStatus::Invalid {
+        reject(&state, &actor, &link, "invalid_credential", json!({ "detail": check.detail })).await?;
+        let target = if check.detail.contains("company domain") { "company_domain" } else { provider.fingerprint_field };
+        let views = views
+            .into_iter()
+            .map(|mut v| {
+                if v.name == target {
+                    v.error = Some(check.detail.clone());
+                }
+                v
+            })
+            .collect();
+        let errors = vec![FormError { field: target, message: check.detail.clone() }];
+        return Ok(again(views, errors, None, None));
+    }
+
+    let sub = Submission { submitter_name: name, submitter_email: &email, fields };
+    let stored = match submission::store(&state.db, &state.keyring, &link, provider, &sub, &check, &actor).await {
         Ok(s) => s,
-        Err(SubmitError::LinkGone(s)) => {
-            return Err(gone_unless_pending(s).err().unwrap_or(PageError::NotFound))
-        }
+        Err(SubmitError::LinkGone(s)) => return Err(gone_unless_pending(s).err().unwrap_or(PageError::NotFound)),
         Err(SubmitError::Db(e)) => return Err(e.into()),
         Err(e @ SubmitError::Crypto(_)) => return Err(anyhow::Error::new(e).into()),
     };
     tracing::info!(secret_id = %stored.id, request_id = %link.id, provider = provider.id, "credential received");
-    let (check_class, check_title, check_message) = describe(&check);
-    Ok(render(&ReceiptPage {
-        reference: stored.id.to_string(),
+    Ok(receipt(&state, &link, provider, &stored.id, &stored.fingerprint, stored.created_at, &check, &nonce))
+}
+
+/// How long after a submission the receipt's "check again" button works.
+const RECHECK_WINDOW: chrono::Duration = chrono::Duration::hours(1);
+/// After this many public re-checks of one secret, the button shows the last result.
+const RECHECK_LIMIT: i64 = 20;
+
+/// The receipt's "check again" button: re-runs the live check for a secret
+/// submitted through this link, shortly after submission, while staff have
+/// not yet taken it over.
+async fn check_again(
+    state: &AppState,
+    actor: &Actor,
+    link: &DropRequest,
+    provider: &'static Provider,
+    form: &Form,
+    nonce: &str,
+) -> Result<Response, PageError> {
+    let id = form
+        .get("reference")
+        .and_then(|r| uuid::Uuid::parse_str(r).ok())
+        .ok_or_else(|| PageError::BadRequest("The form did not say which submission to check.".into()))?;
+    let meta = secrets::get(&state.db, id).await?.filter(|m| m.request_id == link.id).ok_or(PageError::NotFound)?;
+    if link.revoked_at.is_some() {
+        gone_unless_pending(LinkState::Revoked)?;
+    }
+    if Utc::now() - meta.created_at > RECHECK_WINDOW || meta.status != "received" {
+        return Err(PageError::Gone {
+            title: "This check can no longer be repeated here",
+            message: "Our team has taken over this credential and will check it again themselves.",
+        });
+    }
+    let last: Option<CheckResult> = serde_json::from_value(meta.check_result.clone()).ok();
+    let exhausted = secrets::public_recheck_count(&state.db, id).await? >= RECHECK_LIMIT;
+    let check = match last {
+        Some(last) if exhausted => last,
+        _ => match recheck(&state.db, &state.keyring, &state.checker, actor, id).await {
+            Ok((_, result)) => result,
+            Err(RecheckError::Db(e)) => return Err(e.into()),
+            Err(e) => return Err(anyhow::Error::new(e).into()),
+        },
+    };
+    Ok(receipt(state, link, provider, &id, &meta.fingerprint, meta.created_at, &check, nonce))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn receipt(
+    state: &AppState,
+    link: &DropRequest,
+    provider: &'static Provider,
+    id: &uuid::Uuid,
+    fingerprint: &str,
+    created_at: chrono::DateTime<Utc>,
+    check: &CheckResult,
+    nonce: &str,
+) -> Response {
+    let (check_class, check_title, check_message) = describe(provider, check);
+    let can_recheck = provider.check != Check::None
+        && matches!(check.status, CheckStatus::MissingPermissions | CheckStatus::Unverified);
+    render(&ReceiptPage {
+        reference: id.to_string(),
         provider_name: provider.name,
         organization: &link.organization,
-        fingerprint: &stored.fingerprint,
-        received_at: stored.created_at.format("%-d %B %Y, %H:%M UTC").to_string(),
+        fingerprint,
+        received_at: created_at.format("%-d %B %Y, %H:%M UTC").to_string(),
         check_class,
         check_title,
         check_message,
         missing: check.missing.clone(),
-    }))
+        fix_steps: if check.status == CheckStatus::MissingPermissions { provider.fix_steps } else { &[] },
+        egress_ips: state.checker.egress_ips().to_vec(),
+        recheck_csrf: can_recheck.then(|| state.csrf.token(link.id, nonce)),
+    })
 }
 
 /// How the receipt words a check result.
-fn describe(check: &CheckResult) -> (&'static str, &'static str, String) {
+fn describe(provider: &Provider, check: &CheckResult) -> (&'static str, &'static str, String) {
     match check.status {
         CheckStatus::Verified => ("verified", "Verified", "We tested the credential and it has every permission we need.".into()),
         CheckStatus::MissingPermissions => (
             "missing",
             "Some permissions are missing",
-            "The credential works, but lacks the permissions below. Add them to the same credential in your system; you do not need to submit it again.".into(),
+            "The credential works, but it lacks the permissions listed below. Add them to the same credential; you do not need to submit it again.".into(),
         ),
         CheckStatus::Invalid => ("invalid", "The credential was rejected", check.detail.clone()),
+        CheckStatus::Unverified if provider.check == Check::None => (
+            "unverified",
+            "Received",
+            "This kind of secret cannot be tested automatically. Our team will check it and contact you if anything is wrong.".into(),
+        ),
         CheckStatus::Unverified => (
             "unverified",
             "Received, not yet verified",
-            format!("We stored the credential but could not test it right now ({}). Our team will check it and contact you if anything is wrong.", check.detail.trim_end_matches('.')),
+            format!(
+                "We stored the credential but could not test it right now: {}. Our team will check it and contact you if anything is wrong.",
+                check.detail.trim_end_matches('.')
+            ),
         ),
     }
 }

@@ -1,7 +1,7 @@
 //! The list of providers a drop link can ask for: the steps, permissions and
 //! form fields the customer admin sees for each credential.
 
-use super::{Field, FieldKind, Provider};
+use super::{Check, Field, FieldKind, Provider};
 
 /// Harvest resources the Greenhouse integration reads. They are also the API
 /// paths probed when a credential is checked, so keep the exact spelling.
@@ -72,6 +72,13 @@ pub static PROVIDERS: &[Provider] = &[
             },
         ],
         fingerprint_field: "client_secret",
+        check: Check::GreenhouseV3,
+        fix_steps: &[
+            "In Greenhouse, go to Configure, then Dev Center, then API Credential Management.",
+            "Find the credential you created for us and choose Manage permissions.",
+            "Tick each permission listed below (Select All under Harvest is simplest).",
+            "Save. The credential itself does not change, so you do not need to send it again.",
+        ],
     },
     Provider {
         id: "greenhouse-legacy",
@@ -100,6 +107,13 @@ pub static PROVIDERS: &[Provider] = &[
             kind: FieldKind::Token,
         }],
         fingerprint_field: "api_key",
+        check: Check::GreenhouseV1,
+        fix_steps: &[
+            "In Greenhouse, go to Configure, then Dev Center, then API Credential Management.",
+            "Find the API key you created for us and choose Manage permissions.",
+            "Tick each endpoint listed below (Select All under Harvest is simplest).",
+            "Save. The key itself does not change, so you do not need to send it again.",
+        ],
     },
     Provider {
         id: "lever",
@@ -131,6 +145,13 @@ pub static PROVIDERS: &[Provider] = &[
             kind: FieldKind::Token,
         }],
         fingerprint_field: "api_key",
+        check: Check::Lever,
+        fix_steps: &[
+            "In Lever, go to Settings, then Integrations and API, then the API credentials tab.",
+            "Open the key you created for us and edit its permissions.",
+            "Grant read access to each endpoint listed below.",
+            "Save. The key does not change, so you do not need to send it again.",
+        ],
     },
     Provider {
         id: "ashby",
@@ -156,6 +177,13 @@ pub static PROVIDERS: &[Provider] = &[
             kind: FieldKind::Token,
         }],
         fingerprint_field: "api_key",
+        check: Check::Ashby,
+        fix_steps: &[
+            "In Ashby, go to Admin, then Integrations, then API Keys.",
+            "Open the key you created for us and edit its permissions.",
+            "Enable read access for each endpoint listed below.",
+            "Save. The key does not change, so you do not need to send it again.",
+        ],
     },
     Provider {
         id: "bamboohr",
@@ -195,6 +223,11 @@ pub static PROVIDERS: &[Provider] = &[
             },
         ],
         fingerprint_field: "api_key",
+        check: Check::BambooHr,
+        fix_steps: &[
+            "The key has the access of the BambooHR user who created it.",
+            "Ask a BambooHR administrator with access to all employees to give that user access to the employee directory, or to create a new key and send it through a new link.",
+        ],
     },
     Provider {
         id: "generic",
@@ -230,5 +263,7 @@ pub static PROVIDERS: &[Provider] = &[
             },
         ],
         fingerprint_field: "secret",
+        check: Check::None,
+        fix_steps: &[],
     },
 ];

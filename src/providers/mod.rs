@@ -6,6 +6,7 @@
 
 mod catalog;
 mod check;
+pub mod live;
 
 pub use catalog::PROVIDERS;
 pub use check::{CheckResult, CheckStatus};
@@ -29,6 +30,27 @@ pub struct Provider {
     pub fields: &'static [Field],
     /// Name of the field whose last four characters form the fingerprint.
     pub fingerprint_field: &'static str,
+    /// How a submitted credential is checked against the provider.
+    pub check: Check,
+    /// What to do in the provider's UI when permissions are missing.
+    pub fix_steps: &'static [&'static str],
+}
+
+/// The live check a provider's credential gets (see [`live`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Harvest v3: OAuth client credentials, then one probe per resource.
+    GreenhouseV3,
+    /// Harvest v1: Basic auth with the key, one probe per resource.
+    GreenhouseV1,
+    /// Lever: Basic auth with the key, one probe per endpoint.
+    Lever,
+    /// Ashby: `apiKey.info`, then one probe per endpoint.
+    Ashby,
+    /// BambooHR: the employee directory of the company domain.
+    BambooHr,
+    /// No automatic check exists (generic secrets).
+    None,
 }
 
 /// One input on the drop form.

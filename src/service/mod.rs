@@ -1,4 +1,5 @@
 //! Use cases shared by the HTTP handlers and the CLI.
 
+pub mod checks;
 pub mod links;
 pub mod submission;

@@ -176,3 +176,21 @@ pub async fn set_status(tx: &mut PgConnection, id: Uuid, status: &str) -> sqlx::
     .await?;
     Ok(())
 }
+
+/// Records the latest live-check result of a secret.
+pub async fn set_check(db: impl PgExecutor<'_>, id: Uuid, result: &Value) -> sqlx::Result<()> {
+    sqlx::query!("UPDATE secrets SET check_result = $2 WHERE id = $1", id, result)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// How many times the public "check again" button re-ran this secret's check.
+pub async fn public_recheck_count(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM audit_events WHERE secret_id = $1 AND action = 'check.run' AND actor_kind = 'public'"#,
+        id
+    )
+    .fetch_one(db)
+    .await
+}

@@ -178,8 +178,13 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
         run(keydrop(&url, &keks).args(["token", "create", "--name", "ops", "--scope", "admin"]));
     assert!(ok);
     let token = token.trim().to_owned();
+    // Live checks go to a fake Greenhouse, so its bearer token passes through the server too.
+    let fake = crate::fakes::Fake::start(crate::fakes::Behaviour { denied: vec!["offers".into()], ..Default::default() }).await;
     let mut cmd = keydrop(&url, &keks);
     cmd.env("KEYDROP_LOG", "trace");
+    for (k, v) in fake.env() {
+        cmd.env(k, v);
+    }
     let (child, public, internal, output) = serve(cmd);
 
     let client = reqwest::Client::builder()
@@ -208,8 +213,8 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
         .await
         .unwrap();
     let csrf = crate::helpers::csrf_from(&html);
-    let secret = "TRACE-secret-value-never-logged";
-    let client_id = "TRACE-client-id-value";
+    let secret = crate::fakes::GH_CLIENT_SECRET;
+    let client_id = crate::fakes::GH_CLIENT_ID;
     // A failing submission first (bad email), then the real one.
     let bad = client
         .post(&link)
@@ -250,6 +255,31 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
         .await
         .unwrap();
     assert_eq!(revealed["fields"]["client_secret"], secret);
+    assert!(receipt.contains("<code>offers</code>"), "the live check ran");
+    // A wrong secret: rejected by the fake, and the rejected value must not be logged either.
+    let (_, link2) = {
+        let created: Value = client
+            .post(format!("{internal}/api/v1/requests"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"organization": "Log Co", "provider": "greenhouse"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let u = created["url"].as_str().unwrap().to_owned();
+        ((), format!("{public}{}", &u[u.find("/d/").unwrap()..]))
+    };
+    let csrf2 = crate::helpers::csrf_from(&client.get(&link2).send().await.unwrap().text().await.unwrap());
+    let rejected_secret = "REJECTED-secret-value-0000";
+    let resp = client
+        .post(&link2)
+        .form(&[("csrf_token", csrf2.as_str()), ("submitter_name", "N"), ("submitter_email", "n@example.com"), ("client_id", client_id), ("client_secret", rejected_secret)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let wrong = format!("kds_{}", "Z".repeat(43));
     let denied = client
         .get(format!("{internal}/api/v1/secrets"))

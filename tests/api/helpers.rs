@@ -72,6 +72,28 @@ pub async fn spawn_app_with(db: PgPool, kek: &str, rate_limit: Option<&str>) -> 
     spawn_built(app, db, kek, public, internal).await
 }
 
+/// Spawns an app with extra environment (e.g. provider URLs pointing at a fake).
+pub async fn spawn_app_env(db: PgPool, extra: &[(&str, String)]) -> TestApp {
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let config = test_config(&extra);
+    let kek = new_kek("test-kek");
+    let app = Application::build(config, Keyring::parse(&kek).unwrap(), db.clone()).await.unwrap();
+    let public = format!("http://{}", app.public_addr());
+    let internal = format!("http://{}", app.internal_addr());
+    spawn_built(app, db, &kek, public, internal).await
+}
+
+/// Spawns an app with a configuration the test built (e.g. fast webhook retries).
+pub async fn spawn_app_config(db: PgPool, config: Config) -> TestApp {
+    let kek = new_kek("test-kek");
+    let app = Application::build(config, Keyring::parse(&kek).unwrap(), db.clone())
+        .await
+        .unwrap();
+    let public = format!("http://{}", app.public_addr());
+    let internal = format!("http://{}", app.internal_addr());
+    spawn_built(app, db, &kek, public, internal).await
+}
+
 async fn spawn_built(
     app: Application,
     db: PgPool,

@@ -8,6 +8,7 @@ use crate::http::staff::Staff;
 use crate::http::AppState;
 use crate::store::audit::{self, NewEvent};
 use crate::store::secrets::{self, Filter, SecretMeta};
+use crate::webhooks;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/secrets/{id}", get(show).delete(shred))
         .route("/secrets/{id}/reveal", post(reveal))
         .route("/secrets/{id}/ingested", post(ingested))
+        .route("/secrets/{id}/check", post(check))
 }
 
 const STATUSES: [&str; 4] = ["received", "revealed", "ingested", "shredded"];
@@ -126,6 +128,17 @@ async fn reveal(
             .detail(json!({ "provider": locked.meta.provider, "kek_id": envelope.kek_id })),
     )
     .await?;
+    webhooks::enqueue(
+        &mut *tx,
+        &webhooks::Event::SecretRevealed {
+            secret_id: id,
+            request_id: locked.meta.request_id,
+            organization: &locked.meta.organization,
+            provider: &locked.meta.provider,
+            revealed_by: &staff.name,
+        },
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(secret_id = %id, staff = %staff.name, "secret revealed");
     let body = json!({
@@ -175,6 +188,19 @@ async fn transition(
             .detail(json!({ "from": from })),
     )
     .await?;
+    if to == "shredded" {
+        webhooks::enqueue(
+            &mut *tx,
+            &webhooks::Event::SecretShredded {
+                secret_id: id,
+                request_id: locked.meta.request_id,
+                organization: &locked.meta.organization,
+                provider: &locked.meta.provider,
+                shredded_by: &staff.name,
+            },
+        )
+        .await?;
+    }
     tx.commit().await?;
     secrets::get(&state.db, id)
         .await?
@@ -204,4 +230,19 @@ async fn shred(
     transition(&state, &staff, id, "shredded", "secret.shredded")
         .await
         .map(Json)
+}
+
+/// Re-runs the provider's live check and stores the result.
+async fn check(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Json<SecretMeta>, ApiError> {
+    use crate::service::checks::{recheck, RecheckError};
+    staff.require(Scope::Reveal)?;
+    let id = parse_id(&id, NOT_FOUND)?;
+    match recheck(&state.db, &state.keyring, &state.checker, &staff.actor, id).await {
+        Ok((meta, _)) => Ok(Json(meta)),
+        Err(RecheckError::NotFound) => Err(ApiError::NotFound(NOT_FOUND)),
+        Err(RecheckError::Shredded) => Err(ApiError::conflict("shredded", "this secret was shredded; there is nothing to check")),
+        Err(RecheckError::KekUnavailable(k)) => Err(ApiError::KekUnavailable(k)),
+        Err(RecheckError::Crypto(e)) => Err(ApiError::Internal(anyhow::anyhow!("secret {id} failed to decrypt: {e}"))),
+        Err(RecheckError::Db(e)) => Err(e.into()),
+    }
 }
