@@ -63,6 +63,17 @@ impl Application {
             let _ = rx.changed().await;
         };
         tracing::info!(public = %self.public_addr(), internal = %self.internal_addr(), "keydrop listening");
+        // Audit sealing and webhook delivery; both end at the shutdown signal.
+        tokio::spawn(crate::chain::sealer::run(
+            self.state.db.clone(),
+            crate::chain::sealer::EVERY,
+            rx.clone(),
+        ));
+        tokio::spawn(crate::webhooks::worker::run(
+            self.state.db.clone(),
+            std::sync::Arc::new(self.state.config.webhooks.clone()),
+            rx.clone(),
+        ));
         let config = self.state.config.clone();
         let retention = config.purge_interval.map(|every| {
             let policy = retention::Policy {
@@ -77,18 +88,16 @@ impl Application {
             ))
         });
         let mut deadline_rx = rx.clone();
-        let public = axum::serve(
+        let public = http::server::serve(
             self.public,
-            http::public_router(self.state.clone())
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(rx.clone()));
-        let internal = axum::serve(
+            http::public_router(self.state.clone()),
+            stopped(rx.clone()),
+        );
+        let internal = http::server::serve(
             self.internal,
-            http::internal_router(self.state.clone())
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(rx));
+            http::internal_router(self.state.clone()),
+            stopped(rx),
+        );
         let signal = tokio::spawn(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");

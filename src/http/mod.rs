@@ -12,6 +12,7 @@ mod health;
 pub mod pages;
 mod public;
 mod security;
+pub mod server;
 mod staff;
 mod trace;
 
