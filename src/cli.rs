@@ -47,6 +47,9 @@ pub enum Command {
     /// Manage drop links.
     #[command(subcommand)]
     Request(RequestCmd),
+    /// Check and export the audit trail.
+    #[command(subcommand)]
+    Audit(crate::chain::cli::AuditCmd),
     /// List the provider catalog.
     Providers {
         #[arg(long)]
@@ -134,6 +137,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { no_migrate } => serve(no_migrate).await,
         Command::Token(cmd) => token(cmd).await,
         Command::Request(cmd) => request(cmd).await,
+        Command::Audit(cmd) => {
+            let (_, db) = connect().await?;
+            crate::chain::cli::run(cmd, &db).await
+        }
         Command::Rotate(args) => crate::ops::cli::rotate(args).await,
         Command::Purge(args) => crate::ops::cli::purge(args).await,
         Command::Healthcheck(args) => crate::ops::cli::healthcheck(args).await,

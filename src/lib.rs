@@ -1,6 +1,7 @@
 //! Keydrop: a secure key drop for API credentials.
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod crypto;
@@ -13,3 +14,4 @@ pub mod service;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;

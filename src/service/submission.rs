@@ -125,6 +125,16 @@ pub async fn store(
             })),
     )
     .await?;
+    crate::webhooks::enqueue_submission(
+        &mut tx,
+        id,
+        link.id,
+        &locked.organization,
+        provider.id,
+        sub.submitter_email.as_str(),
+        check,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Stored {
         id,

@@ -110,7 +110,7 @@ pub async fn record(db: impl PgExecutor<'_>, e: NewEvent<'_>) -> sqlx::Result<i6
     .await
 }
 
-/// A stored event, as the API shows it.
+/// A stored event, as the API and `keydrop audit export` show it.
 #[derive(Debug, Serialize)]
 pub struct Event {
     pub id: i64,
@@ -124,26 +124,99 @@ pub struct Event {
     pub secret_id: Option<Uuid>,
     pub request_id: Option<Uuid>,
     pub detail: Value,
+    /// Position in the hash chain; `None` until the sealer reaches the event.
+    pub chain_seq: Option<i64>,
+    /// The event's seal (hex SHA-256), see `crate::chain`.
+    pub chain_hash: Option<String>,
 }
 
-/// Newest first, optionally for one secret or link.
-pub async fn list(
-    db: impl PgExecutor<'_>,
-    secret_id: Option<Uuid>,
-    request_id: Option<Uuid>,
-    limit: i64,
-) -> sqlx::Result<Vec<Event>> {
-    sqlx::query_as!(
-        Event,
-        r#"SELECT id, occurred_at, actor_kind, actor_id, actor_name, client_ip, action, outcome,
-                  secret_id, request_id, detail
-           FROM audit_events
-           WHERE ($1::uuid IS NULL OR secret_id = $1) AND ($2::uuid IS NULL OR request_id = $2)
-           ORDER BY id DESC LIMIT $3"#,
-        secret_id,
-        request_id,
-        limit
-    )
-    .fetch_all(db)
-    .await
+/// Filters for [`list`]; `None` means any.
+#[derive(Debug, Default, Clone)]
+pub struct Query {
+    pub secret_id: Option<Uuid>,
+    pub request_id: Option<Uuid>,
+    /// A token name, token id, or actor kind (`public`, `cli`, `system`, `staff`).
+    pub actor: Option<String>,
+    /// An exact action, or a prefix ending in `.*` (`secret.*`).
+    pub action: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Newest first: only ids below this. Oldest first: only ids above it.
+    pub cursor: Option<i64>,
+    /// Oldest first (exports) instead of newest first (the API).
+    pub ascending: bool,
+}
+
+/// Events matching `q`, at most `limit`, ordered by id.
+pub async fn list(db: impl PgExecutor<'_>, q: &Query, limit: i64) -> sqlx::Result<Vec<Event>> {
+    let (action_exact, action_prefix) = match q.action.as_deref() {
+        Some(a) => match a.strip_suffix('*') {
+            Some(prefix) => (
+                None,
+                Some(format!(
+                    "{}%",
+                    prefix
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                )),
+            ),
+            None => (Some(a.to_owned()), None),
+        },
+        None => (None, None),
+    };
+    // Two statements rather than dynamic SQL, so both stay compile-checked.
+    if q.ascending {
+        sqlx::query_as!(
+            Event,
+            r#"SELECT e.id, e.occurred_at, e.actor_kind, e.actor_id, e.actor_name, e.client_ip, e.action,
+                      e.outcome, e.secret_id, e.request_id, e.detail,
+                      s.seq AS "chain_seq?", encode(s.hash, 'hex') AS "chain_hash?"
+               FROM audit_events e LEFT JOIN audit_seals s ON s.event_id = e.id
+               WHERE ($1::uuid IS NULL OR e.secret_id = $1) AND ($2::uuid IS NULL OR e.request_id = $2)
+                 AND ($3::text IS NULL OR e.actor_name = $3 OR e.actor_kind = $3 OR e.actor_id::text = $3)
+                 AND ($4::text IS NULL OR e.action = $4) AND ($5::text IS NULL OR e.action LIKE $5)
+                 AND ($6::timestamptz IS NULL OR e.occurred_at >= $6)
+                 AND ($7::timestamptz IS NULL OR e.occurred_at < $7)
+                 AND ($8::bigint IS NULL OR e.id > $8)
+               ORDER BY e.id ASC LIMIT $9"#,
+            q.secret_id,
+            q.request_id,
+            q.actor,
+            action_exact,
+            action_prefix,
+            q.since,
+            q.until,
+            q.cursor,
+            limit
+        )
+        .fetch_all(db)
+        .await
+    } else {
+        sqlx::query_as!(
+            Event,
+            r#"SELECT e.id, e.occurred_at, e.actor_kind, e.actor_id, e.actor_name, e.client_ip, e.action,
+                      e.outcome, e.secret_id, e.request_id, e.detail,
+                      s.seq AS "chain_seq?", encode(s.hash, 'hex') AS "chain_hash?"
+               FROM audit_events e LEFT JOIN audit_seals s ON s.event_id = e.id
+               WHERE ($1::uuid IS NULL OR e.secret_id = $1) AND ($2::uuid IS NULL OR e.request_id = $2)
+                 AND ($3::text IS NULL OR e.actor_name = $3 OR e.actor_kind = $3 OR e.actor_id::text = $3)
+                 AND ($4::text IS NULL OR e.action = $4) AND ($5::text IS NULL OR e.action LIKE $5)
+                 AND ($6::timestamptz IS NULL OR e.occurred_at >= $6)
+                 AND ($7::timestamptz IS NULL OR e.occurred_at < $7)
+                 AND ($8::bigint IS NULL OR e.id < $8)
+               ORDER BY e.id DESC LIMIT $9"#,
+            q.secret_id,
+            q.request_id,
+            q.actor,
+            action_exact,
+            action_prefix,
+            q.since,
+            q.until,
+            q.cursor,
+            limit
+        )
+        .fetch_all(db)
+        .await
+    }
 }

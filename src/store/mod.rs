@@ -1,11 +1,13 @@
 //! Postgres access: every SQL statement Keydrop runs lives under this module.
 
 pub mod audit;
+pub mod audit_chain;
 pub mod canary;
 pub mod maintenance;
 pub mod requests;
 pub mod secrets;
 pub mod tokens;
+pub mod webhooks;
 
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -1,6 +1,8 @@
 //! Integration tests: the real server on port 0 against a fresh Postgres
 //! database per test (`#[sqlx::test]`).
 
+mod audit_chain;
+mod audit_trail;
 mod auth;
 mod binary;
 mod drop_flow;
@@ -8,3 +10,4 @@ mod helpers;
 mod lifecycle;
 mod links;
 mod storage;
+mod webhooks;

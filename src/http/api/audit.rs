@@ -1,4 +1,4 @@
-//! The audit trail, read-only.
+//! The audit trail, read-only: filters and cursor pagination.
 
 use crate::domain::Scope;
 use crate::http::error::ApiError;
@@ -8,6 +8,7 @@ use crate::store::audit;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -16,10 +17,21 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/audit", get(list))
 }
 
+/// `GET /api/v1/audit` query. Every filter is optional; they combine with AND.
 #[derive(Debug, Deserialize)]
 struct Filter {
     secret_id: Option<String>,
+    /// The drop link's id (`link_id` is accepted too).
     request_id: Option<String>,
+    link_id: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    /// RFC 3339; inclusive.
+    since: Option<String>,
+    /// RFC 3339; exclusive.
+    until: Option<String>,
+    /// `next_cursor` from the previous page.
+    cursor: Option<String>,
     limit: Option<i64>,
 }
 
@@ -33,6 +45,26 @@ fn opt_uuid(v: Option<String>, name: &str) -> Result<Option<Uuid>, ApiError> {
         .transpose()
 }
 
+fn opt_time(v: Option<String>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    v.filter(|s| !s.is_empty())
+        .map(|s| {
+            DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_filter",
+                        format!("{name} must be an RFC 3339 time such as 2026-11-28T09:00:00Z"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+fn opt_text(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// Newest first. `next_cursor` is set when more events may follow.
 async fn list(
     State(state): State<AppState>,
     staff: Staff,
@@ -41,12 +73,41 @@ async fn list(
     staff.require(Scope::Read)?;
     let Query(f) = filter.map_err(|e| ApiError::bad_request("invalid_filter", e.body_text()))?;
     let limit = f.limit.unwrap_or(100).clamp(1, 1000);
-    let events = audit::list(
-        &state.db,
-        opt_uuid(f.secret_id, "secret_id")?,
+    let request_id = match (
         opt_uuid(f.request_id, "request_id")?,
-        limit,
-    )
-    .await?;
-    Ok(Json(json!({ "items": events })))
+        opt_uuid(f.link_id, "link_id")?,
+    ) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::bad_request(
+                "invalid_filter",
+                "request_id and link_id name the same thing; give one",
+            ))
+        }
+        (a, b) => a.or(b),
+    };
+    let cursor = opt_text(f.cursor)
+        .map(|c| {
+            c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_cursor",
+                    "cursor must be a next_cursor value from an earlier page",
+                )
+            })
+        })
+        .transpose()?;
+    let q = audit::Query {
+        secret_id: opt_uuid(f.secret_id, "secret_id")?,
+        request_id,
+        actor: opt_text(f.actor),
+        action: opt_text(f.action),
+        since: opt_time(f.since, "since")?,
+        until: opt_time(f.until, "until")?,
+        cursor,
+        ascending: false,
+    };
+    let events = audit::list(&state.db, &q, limit).await?;
+    let next_cursor = (events.len() as i64 == limit)
+        .then(|| events.last().map(|e| e.id.to_string()))
+        .flatten();
+    Ok(Json(json!({ "items": events, "next_cursor": next_cursor })))
 }

@@ -1,0 +1,156 @@
+//! Outgoing webhooks: signed notifications when something happens.
+//!
+//! Code that does something noteworthy calls [`enqueue`] with its own
+//! transaction, so the notification exists exactly when the action committed
+//! (a transactional outbox). A worker in every `keydrop serve` process
+//! ([`worker`]) fans each message out to the configured endpoints and delivers
+//! it, signed per the Standard Webhooks specification, retrying with
+//! exponential backoff and jitter for days: a receiver that is down loses
+//! nothing, and may see a message more than once (same `webhook-id`).
+//!
+//! Payloads carry ids and metadata only, never credential material.
+
+pub mod endpoint;
+pub mod worker;
+
+pub use endpoint::{Endpoint, Format, WebhookConfig};
+
+use crate::providers::{CheckResult, CheckStatus};
+use crate::store::webhooks as store;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+/// Something a receiver is told about. `data` fields never hold secrets.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Event<'a> {
+    /// `submission.received`: a customer submitted a credential.
+    SubmissionReceived {
+        secret_id: Uuid,
+        request_id: Uuid,
+        organization: &'a str,
+        provider: &'a str,
+        submitter_email: &'a str,
+        /// The live check's status at submission.
+        check_status: CheckStatus,
+    },
+    /// `check.failed`: a live check found the credential invalid or lacking permissions.
+    CheckFailed {
+        secret_id: Uuid,
+        request_id: Uuid,
+        organization: &'a str,
+        provider: &'a str,
+        /// `invalid` or `missing_permissions`.
+        status: CheckStatus,
+        missing: &'a [String],
+    },
+    /// `secret.revealed`: staff decrypted a credential.
+    SecretRevealed {
+        secret_id: Uuid,
+        request_id: Uuid,
+        organization: &'a str,
+        provider: &'a str,
+        revealed_by: &'a str,
+    },
+    /// `secret.shredded`: a credential's ciphertext was destroyed.
+    SecretShredded {
+        secret_id: Uuid,
+        request_id: Uuid,
+        organization: &'a str,
+        provider: &'a str,
+        /// Who or what shredded it: a staff token name, or `retention`.
+        shredded_by: &'a str,
+    },
+    /// `link.expired`: a drop link expired before it was used up.
+    LinkExpired {
+        request_id: Uuid,
+        organization: &'a str,
+        provider: &'a str,
+        expires_at: DateTime<Utc>,
+        use_count: i32,
+        max_uses: i32,
+    },
+}
+
+impl Event<'_> {
+    /// The Standard Webhooks `type`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::SubmissionReceived { .. } => "submission.received",
+            Self::CheckFailed { .. } => "check.failed",
+            Self::SecretRevealed { .. } => "secret.revealed",
+            Self::SecretShredded { .. } => "secret.shredded",
+            Self::LinkExpired { .. } => "link.expired",
+        }
+    }
+
+    /// `{type, timestamp, data}` as the Standard Webhooks payload structure has it.
+    pub fn payload(&self, at: DateTime<Utc>) -> Value {
+        json!({
+            "type": self.event_type(),
+            "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": self,
+        })
+    }
+}
+
+/// Queues `event` for every endpoint, in the caller's transaction; returns the
+/// message id (sent as `webhook-id`, `msg_<uuid>`). Call it with the same
+/// transaction that performs the action, e.g.
+/// `webhooks::enqueue(&mut *tx, &Event::CheckFailed { .. }).await?`.
+pub async fn enqueue(db: impl PgExecutor<'_>, event: &Event<'_>) -> sqlx::Result<Uuid> {
+    let id = Uuid::new_v4();
+    store::insert_message(db, id, event.event_type(), &event.payload(Utc::now())).await?;
+    Ok(id)
+}
+
+/// What a stored submission announces: `submission.received`, and
+/// `check.failed` too when its live check found a problem.
+pub async fn enqueue_submission(
+    tx: &mut PgConnection,
+    secret_id: Uuid,
+    request_id: Uuid,
+    organization: &str,
+    provider: &str,
+    submitter_email: &str,
+    check: &CheckResult,
+) -> sqlx::Result<()> {
+    enqueue(
+        &mut *tx,
+        &Event::SubmissionReceived {
+            secret_id,
+            request_id,
+            organization,
+            provider,
+            submitter_email,
+            check_status: check.status,
+        },
+    )
+    .await?;
+    if matches!(
+        check.status,
+        CheckStatus::Invalid | CheckStatus::MissingPermissions
+    ) {
+        enqueue(
+            &mut *tx,
+            &Event::CheckFailed {
+                secret_id,
+                request_id,
+                organization,
+                provider,
+                status: check.status,
+                missing: &check.missing,
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// The `webhook-id` header for a message.
+pub fn message_id(id: Uuid) -> String {
+    format!("msg_{}", id.simple())
+}
