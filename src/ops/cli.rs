@@ -138,9 +138,7 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
-        let rule = |d: Option<Duration>| {
-            d.map_or("off".to_owned(), |d| format!("{}h", d.as_secs() / 3600))
-        };
+        let rule = |d: Option<Duration>| d.map_or("(off)".to_owned(), human);
         println!(
             "shredded {} secret(s): {} ingested more than {} ago, {} never revealed within {}",
             summary.total(),
@@ -151,6 +149,17 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `7d`, `36h`, `90m` or `45s`: the largest unit that divides the duration.
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        _ if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        _ if s % 3600 == 0 => format!("{}h", s / 3600),
+        _ if s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
 }
 
 /// A minimal HTTP/1.1 GET, so the runtime image needs no curl.
@@ -187,7 +196,16 @@ pub async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::progress_bar;
+    use super::{human, progress_bar};
+    use std::time::Duration;
+
+    #[test]
+    fn durations_print_in_their_largest_whole_unit() {
+        assert_eq!(human(Duration::from_secs(7 * 86_400)), "7d");
+        assert_eq!(human(Duration::from_secs(36 * 3600)), "36h");
+        assert_eq!(human(Duration::from_secs(90 * 60)), "90m");
+        assert_eq!(human(Duration::from_secs(1)), "1s");
+    }
 
     #[test]
     fn the_progress_bar_fills_with_progress_and_survives_zero() {

@@ -136,6 +136,7 @@ pub async fn store(
     )
     .await?;
     tx.commit().await?;
+    crate::metrics::submission(provider.id);
     Ok(Stored {
         id,
         fingerprint,

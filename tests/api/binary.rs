@@ -9,14 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A URL for the test's own database, derived from DATABASE_URL.
-fn database_url(db: &PgPool) -> String {
+pub fn database_url(db: &PgPool) -> String {
     let name = db.connect_options().get_database().unwrap().to_owned();
     let mut url = url::Url::parse(&std::env::var("DATABASE_URL").unwrap()).unwrap();
     url.set_path(&name);
     url.to_string()
 }
 
-fn keydrop(db_url: &str, keks: &str) -> Command {
+pub fn keydrop(db_url: &str, keks: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keydrop"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -28,7 +28,7 @@ fn keydrop(db_url: &str, keks: &str) -> Command {
     cmd
 }
 
-fn run(cmd: &mut Command) -> (bool, String, String) {
+pub fn run(cmd: &mut Command) -> (bool, String, String) {
     let out = cmd.output().unwrap();
     (
         out.status.success(),
@@ -39,7 +39,7 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
 
 /// Starts `keydrop serve`, waits for its listening line; returns the child, its
 /// public and internal base URLs, and a reader thread's handle to all it printed.
-fn serve(mut cmd: Command) -> (Child, String, String, std::sync::mpsc::Receiver<String>) {
+pub fn serve(mut cmd: Command) -> (Child, String, String, std::sync::mpsc::Receiver<String>) {
     let mut child = cmd
         .arg("serve")
         .stdout(Stdio::piped())
@@ -155,7 +155,7 @@ fn keygen_prints_an_id_and_a_32_byte_key() {
     assert!(!ok && stderr.contains("invalid KEK id"));
 }
 
-fn stop(mut child: Child) {
+pub fn stop(mut child: Child) {
     // SIGTERM for a graceful stop.
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let deadline = Instant::now() + Duration::from_secs(10);
