@@ -137,9 +137,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { no_migrate } => serve(no_migrate).await,
         Command::Token(cmd) => token(cmd).await,
         Command::Request(cmd) => request(cmd).await,
-        Command::Rotate(args) => crate::ops::cli::rotate(args).await,
-        Command::Purge(args) => crate::ops::cli::purge(args).await,
-        Command::Healthcheck(args) => crate::ops::cli::healthcheck(args).await,
         Command::Audit(cmd) => {
             let (_, db) = connect().await?;
             crate::chain::cli::run(cmd, &db).await

@@ -22,14 +22,6 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Default lifetime of new drop links.
     pub link_ttl: HumanDuration,
-    /// Shred a secret this long after it was marked ingested (`None`: never).
-    pub shred_after_ingested: Option<std::time::Duration>,
-    /// Shred a never-revealed secret this long after it arrived (`None`: never).
-    pub shred_unclaimed_after: Option<std::time::Duration>,
-    /// How often `serve` applies the retention policy (`None`: only `keydrop purge`).
-    pub purge_interval: Option<std::time::Duration>,
-    /// How long in-flight requests may take to finish after SIGTERM.
-    pub shutdown_timeout: std::time::Duration,
     /// Outgoing webhooks (`KEYDROP_WEBHOOK_URL`, `_SECRET`, `_FORMAT`).
     pub webhooks: crate::webhooks::WebhookConfig,
     /// Shred a secret this long after it was marked ingested (`None`: never).
@@ -128,11 +120,6 @@ impl Config {
         let link_ttl =
             HumanDuration::parse(&env("KEYDROP_LINK_TTL").unwrap_or_else(|| "7d".into()))
                 .map_err(|e| anyhow::anyhow!("KEYDROP_LINK_TTL: {e}"))?;
-        let shred_after_ingested = duration_or_off(env, "KEYDROP_SHRED_AFTER_INGESTED", "7d")?;
-        let shred_unclaimed_after = duration_or_off(env, "KEYDROP_SHRED_UNCLAIMED_AFTER", "30d")?;
-        let purge_interval = duration_or_off(env, "KEYDROP_PURGE_INTERVAL", "5m")?;
-        let shutdown_timeout = duration_or_off(env, "KEYDROP_SHUTDOWN_TIMEOUT", "30s")?
-            .context("KEYDROP_SHUTDOWN_TIMEOUT cannot be off: give a duration such as 30s")?;
         let webhooks = crate::webhooks::WebhookConfig::parse(
             env("KEYDROP_WEBHOOK_URL").as_deref(),
             env("KEYDROP_WEBHOOK_SECRET").as_deref(),
@@ -184,10 +171,6 @@ impl Config {
             log_json,
             rate_limit,
             link_ttl,
-            shred_after_ingested,
-            shred_unclaimed_after,
-            purge_interval,
-            shutdown_timeout,
             webhooks,
             shred_after_ingested,
             shred_unclaimed_after,

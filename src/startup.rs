@@ -63,20 +63,6 @@ impl Application {
             let _ = rx.changed().await;
         };
         tracing::info!(public = %self.public_addr(), internal = %self.internal_addr(), "keydrop listening");
-        let config = self.state.config.clone();
-        let retention = config.purge_interval.map(|every| {
-            let policy = retention::Policy {
-                after_ingested: config.shred_after_ingested,
-                unclaimed_after: config.shred_unclaimed_after,
-            };
-            tokio::spawn(retention::run_periodically(
-                self.state.db.clone(),
-                policy,
-                every,
-                rx.clone(),
-            ))
-        });
-        let mut deadline_rx = rx.clone();
         // Audit sealing and webhook delivery; both end at the shutdown signal.
         tokio::spawn(crate::chain::sealer::run(
             self.state.db.clone(),
