@@ -324,6 +324,8 @@ async fn scrape(State(state): State<AppState>) -> Response {
         tracing::error!(error = %e, "metrics: encoding failed");
         return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
+    // The audit chain's head and webhook deliveries (issue 5).
+    body.push_str(&crate::chain::metrics::render(&state.db).await);
     (
         [(
             header::CONTENT_TYPE,

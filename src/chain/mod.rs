@@ -35,6 +35,7 @@
 //! `keydrop audit verify --anchor SEQ:HASH` checks an old head is still there.
 
 pub mod cli;
+pub mod metrics;
 pub mod sealer;
 pub mod verify;
 

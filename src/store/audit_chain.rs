@@ -221,3 +221,15 @@ pub async fn unsealed_count(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
     .await?;
     Ok(n)
 }
+
+/// Events after `(txid, id)` in chain order: the ones waiting for the sealer.
+pub async fn count_after(db: impl PgExecutor<'_>, txid: i64, id: i64) -> sqlx::Result<i64> {
+    let n = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM audit_events WHERE (txid, id) > ($1::text::xid8, $2)"#,
+        txid.to_string(),
+        id
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(n)
+}

@@ -358,3 +358,95 @@ async fn keydrop_audit_verify_reports_the_head_or_the_tampered_event(db: PgPool)
         "{stderr}"
     );
 }
+
+#[sqlx::test]
+async fn metrics_expose_the_chain_head_and_webhook_deliveries(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    app.create_link("lever").await;
+    seal_all(&db).await;
+    let head = verify(&db, &[]).await.unwrap();
+    let body = app.get("/metrics", &app.admin).await.text().await.unwrap();
+    let line = format!(
+        "keydrop_audit_chain_head{{hash=\"{}\"}} {}",
+        head.head.unwrap(),
+        head.events
+    );
+    assert!(body.contains(&line), "{body}");
+    assert!(body.contains(&format!("keydrop_audit_chain_length {}", head.events)));
+    assert!(body.contains("keydrop_audit_events_unsealed 0"));
+    assert!(body.contains("keydrop_webhook_deliveries{state=\"pending\"} 0"));
+}
+
+/// Submissions per second through the real HTTP path, with the sealer held
+/// off (another session holds its advisory lock) and then running. The
+/// figure goes in the issue note; the assertion only catches a gross slowdown.
+#[sqlx::test]
+async fn sealing_does_not_slow_submissions_down(db: PgPool) {
+    let app = std::sync::Arc::new(spawn_app(db.clone()).await);
+    let (_, link) = app
+        .create_link_with(
+            json!({ "organization": "Load", "provider": "generic", "max_uses": 100000 }),
+        )
+        .await;
+    let csrf = app.open_form(&link).await;
+    let burst = |n: usize| {
+        let (app, link, csrf) = (app.clone(), link.clone(), csrf.clone());
+        async move {
+            let start = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            for _ in 0..16 {
+                let (app, link, csrf, next) =
+                    (app.clone(), link.clone(), csrf.clone(), next.clone());
+                tasks.spawn(async move {
+                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                        let r = app
+                            .submit(
+                                &link,
+                                &[
+                                    ("csrf_token", csrf.as_str()),
+                                    ("submitter_name", "Load"),
+                                    ("submitter_email", "load@example.com"),
+                                    ("label", "l"),
+                                    ("secret", "load-test-secret"),
+                                ],
+                            )
+                            .await;
+                        assert_eq!(r.status(), reqwest::StatusCode::OK);
+                    }
+                });
+            }
+            while let Some(t) = tasks.join_next().await {
+                t.unwrap();
+            }
+            n as f64 / start.elapsed().as_secs_f64()
+        }
+    };
+    burst(30).await; // warm up
+    let mut off = Vec::new();
+    let mut on = Vec::new();
+    for _ in 0..2 {
+        // Sealing off: hold the sealer's lock from another session.
+        let mut blocker = db.acquire().await.unwrap();
+        sqlx::query("SELECT pg_advisory_lock(7738417216553055281)")
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        off.push(burst(200).await);
+        sqlx::query("SELECT pg_advisory_unlock(7738417216553055281)")
+            .execute(&mut *blocker)
+            .await
+            .unwrap();
+        drop(blocker);
+        on.push(burst(200).await);
+    }
+    let (off, on) = (off.iter().sum::<f64>() / 2.0, on.iter().sum::<f64>() / 2.0);
+    eprintln!(
+        "submissions/s: sealing off {off:.0}, sealing on {on:.0} ({:+.1}%)",
+        (on / off - 1.0) * 100.0
+    );
+    assert!(on > off * 0.7, "sealing on {on:.0}/s vs off {off:.0}/s");
+    seal_all(&db).await;
+    let v = verify(&db, &[]).await.unwrap();
+    assert_eq!(v.events, app.count("audit_events").await);
+}
