@@ -38,6 +38,10 @@ pub struct Config {
     pub check_timeout: std::time::Duration,
     /// Addresses the server calls providers from, shown to admins who restrict by IP.
     pub egress_ips: Vec<String>,
+    /// Reverse proxies whose client-address header is believed.
+    pub proxies: crate::http::client_ip::ProxyConfig,
+    /// Failed token lookups allowed per client IP before `429`.
+    pub auth_failure_limit: RateLimit,
 }
 
 /// A per-IP request budget: `count` requests per `per`.
@@ -159,7 +163,22 @@ impl Config {
             }
             egress_ips.push(ip.to_owned());
         }
+        let mut proxies = crate::http::client_ip::ProxyConfig::default();
+        for net in env("KEYDROP_TRUSTED_PROXIES").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let parsed = crate::http::client_ip::IpNet::parse(net)
+                .with_context(|| format!("KEYDROP_TRUSTED_PROXIES: {net:?} is not an IP address or CIDR range"))?;
+            proxies.trusted.push(parsed);
+        }
+        if let Some(h) = env("KEYDROP_CLIENT_IP_HEADER") {
+            proxies.header = axum::http::HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes())
+                .with_context(|| format!("KEYDROP_CLIENT_IP_HEADER={h:?} is not a header name"))?;
+        }
+        let auth_failure_limit = RateLimit::parse(&env("KEYDROP_AUTH_FAILURE_LIMIT").unwrap_or_else(|| "20/min".into()))
+            .map_err(|e| anyhow::anyhow!("KEYDROP_AUTH_FAILURE_LIMIT: {e}"))?
+            .unwrap_or(RateLimit { count: u32::MAX, per: std::time::Duration::from_secs(1) });
         Ok(Self {
+            proxies,
+            auth_failure_limit,
             upstreams,
             check_timeout,
             egress_ips,

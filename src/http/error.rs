@@ -29,6 +29,8 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String },
     #[error("the key that encrypted this secret (KEK {0:?}) is not configured on this server")]
     KekUnavailable(String),
+    #[error("too many failed attempts from your address; retry after {0} seconds")]
+    RateLimited(u64),
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
     #[error("internal error")]
@@ -60,6 +62,7 @@ impl ApiError {
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::KekUnavailable(_) => (StatusCode::INTERNAL_SERVER_ERROR, "kek_unavailable"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -95,6 +98,9 @@ impl IntoResponse for ApiError {
         }
         let body = Json(json!({ "error": { "code": code, "message": self.to_string() } }));
         let mut resp = (status, body).into_response();
+        if let Self::RateLimited(secs) = self {
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         if matches!(self, Self::Unauthorized) {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -129,6 +135,8 @@ pub enum PageError {
     },
     Forbidden(&'static str),
     BadRequest(String),
+    /// Too many failed lookups from this client; retry after this many seconds.
+    TooMany(u64),
     Unavailable,
     Internal(anyhow::Error),
 }
@@ -152,7 +160,17 @@ impl From<anyhow::Error> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            Self::TooMany(secs) => Some(*secs),
+            _ => None,
+        };
         let (status, title, message, hint) = match self {
+            Self::TooMany(secs) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Please slow down",
+                format!("Too many links that do not exist were opened from your network. Please wait {secs} seconds and try again."),
+                "Check that you copied the whole link from the message you received.",
+            ),
             Self::NotFound => (
                 StatusCode::NOT_FOUND,
                 "Link not found",
@@ -195,6 +213,9 @@ impl IntoResponse for PageError {
         }
         .into_response();
         *resp.status_mut() = status;
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+        }
         resp
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod api;
 mod assets;
+pub mod client_ip;
 pub mod csrf;
 pub mod error;
 pub mod form;
@@ -14,6 +15,7 @@ mod public;
 mod security;
 pub mod server;
 mod staff;
+pub mod throttle;
 mod trace;
 
 use crate::config::Config;
@@ -32,6 +34,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub csrf: Arc<csrf::CsrfKey>,
     pub checker: Checker,
+    /// Failed drop-link token lookups per client.
+    pub link_failures: Arc<throttle::FailureThrottle>,
+    /// Failed staff-token lookups per client.
+    pub staff_failures: Arc<throttle::FailureThrottle>,
 }
 
 impl AppState {
@@ -42,7 +48,10 @@ impl AppState {
         );
         let checker = Checker::new(config.upstreams.clone(), config.check_timeout, config.egress_ips.clone())
             .expect("the HTTP client for live checks can be built");
+        let limit = config.auth_failure_limit;
         Self {
+            link_failures: Arc::new(throttle::FailureThrottle::new(limit.count, limit.per)),
+            staff_failures: Arc::new(throttle::FailureThrottle::new(limit.count, limit.per)),
             checker,
             db,
             keyring: Arc::new(keyring),
@@ -61,6 +70,7 @@ pub const INTERNAL_BODY_LIMIT: usize = 256 * 1024;
 pub fn public_router(state: AppState) -> Router {
     let https = state.config.is_https();
     let rate_limit = state.config.rate_limit;
+    let proxies = Arc::new(state.config.proxies.clone());
     let router = Router::new()
         .merge(public::router(rate_limit))
         .merge(health::router())
@@ -69,13 +79,12 @@ pub fn public_router(state: AppState) -> Router {
         .with_state(state)
         .merge(assets::router());
     let router = crate::metrics::track(router, "public");
-    trace::layer(router, "public").layer(axum::middleware::map_response(move |r| {
-        security::headers(https, r)
-    }))
+    outer_layers(router, "public", https, proxies)
 }
 
 /// The staff API, health checks and metrics.
 pub fn internal_router(state: AppState) -> Router {
+    let proxies = Arc::new(state.config.proxies.clone());
     let router = Router::new()
         .nest("/api/v1", api::router())
         .merge(health::internal_router())
@@ -84,7 +93,26 @@ pub fn internal_router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
         .with_state(state);
     let router = crate::metrics::track(router, "internal");
-    trace::layer(router, "internal").layer(axum::middleware::map_response(|r| {
-        security::headers(false, r)
-    }))
+    outer_layers(router, "internal", false, proxies)
+}
+
+/// A request body must arrive within this time once its headers have.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Layers shared by both listeners, outermost last: body-read deadline, panic
+/// guard, client address, request spans and ids, security headers.
+fn outer_layers(router: Router, listener: &'static str, https: bool, proxies: Arc<client_ip::ProxyConfig>) -> Router {
+    let router = router
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(move |req, next| client_ip::resolve(proxies.clone(), req, next)));
+    trace::layer(router, listener).layer(axum::middleware::map_response(move |r| security::headers(https, r)))
+}
+
+/// A handler panicked: log that it happened (never the payload, which could
+/// quote data) and answer a plain 500.
+fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    tracing::error!("a request handler panicked");
+    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }

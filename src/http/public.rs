@@ -15,7 +15,10 @@ use crate::store::audit::{self, Actor, NewEvent};
 use crate::store::requests::{self, DropRequest, LinkState};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
+use axum::Extension;
+use super::client_ip::{ClientIp, ClientIpKey};
+use super::throttle::retry_after_secs;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,7 +26,6 @@ use axum::Router;
 use chrono::Utc;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::{GovernorError, GovernorLayer};
@@ -34,6 +36,7 @@ pub fn router(rate_limit: Option<RateLimit>) -> Router<AppState> {
         return routes;
     };
     let config = GovernorConfigBuilder::default()
+        .key_extractor(ClientIpKey)
         .period(limit.per / limit.count)
         .burst_size(limit.count)
         .finish()
@@ -86,24 +89,43 @@ pub async fn not_found() -> Response {
     resp
 }
 
-/// Finds the link for a raw token, or the page explaining why it can't be used.
-async fn usable_link(
-    state: &AppState,
-    raw: &str,
-) -> Result<(DropRequest, &'static Provider), PageError> {
-    let token = DropToken::parse(raw).ok_or(PageError::NotFound)?;
-    let link = requests::find_by_token(&state.db, &token.hash())
-        .await?
-        .ok_or(PageError::NotFound)?;
-    gone_unless_pending(link.state(Utc::now()))?;
-    let provider = providers::find(&link.provider).ok_or_else(|| {
-        anyhow::anyhow!(
-            "link {} names unknown provider {:?}",
-            link.id,
-            link.provider
+/// Finds the link for a raw token. Failed lookups spend the client's
+/// failure budget; once it is spent the client gets 429 before any lookup.
+async fn find_link(state: &AppState, ip: ClientIp, raw: &str) -> Result<DropRequest, PageError> {
+    if let Some(wait) = state.link_failures.blocked(ip.0) {
+        return Err(PageError::TooMany(retry_after_secs(wait)));
+    }
+    let found = match DropToken::parse(raw) {
+        Some(token) => requests::find_by_token(&state.db, &token.hash()).await?,
+        None => None,
+    };
+    if let Some(link) = found {
+        return Ok(link);
+    }
+    if let Some(wait) = state.link_failures.failed(ip.0) {
+        let actor = Actor::public(Some(ip.0.to_string()));
+        audit::record(
+            &state.db,
+            NewEvent::failure(&actor, "rate_limited", "denied").detail(json!({ "limit": "drop_token_failures" })),
         )
-    })?;
+        .await?;
+        tracing::warn!(client_ip = %ip.0, "too many unknown drop-link tokens; throttling");
+        return Err(PageError::TooMany(retry_after_secs(wait)));
+    }
+    Err(PageError::NotFound)
+}
+
+/// Finds a link that can still take a submission, or the page explaining why not.
+async fn usable_link(state: &AppState, ip: ClientIp, raw: &str) -> Result<(DropRequest, &'static Provider), PageError> {
+    let link = find_link(state, ip, raw).await?;
+    gone_unless_pending(link.state(Utc::now()))?;
+    let provider = provider_of(&link)?;
     Ok((link, provider))
+}
+
+fn provider_of(link: &DropRequest) -> Result<&'static Provider, PageError> {
+    providers::find(&link.provider)
+        .ok_or_else(|| anyhow::anyhow!("link {} names unknown provider {:?}", link.id, link.provider).into())
 }
 
 fn gone_unless_pending(state: LinkState) -> Result<(), PageError> {
@@ -127,10 +149,11 @@ fn gone_unless_pending(state: LinkState) -> Result<(), PageError> {
 
 async fn show(
     State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let (link, provider) = usable_link(&state, &token).await?;
+    let (link, provider) = usable_link(&state, ip, &token).await?;
     let (nonce, set_cookie) = state.csrf.nonce(&headers);
     let fields = provider
         .fields
@@ -189,9 +212,6 @@ fn drop_page<'a>(
     }
 }
 
-fn client_ip(addr: SocketAddr) -> Option<String> {
-    Some(addr.ip().to_string())
-}
 
 async fn reject(
     state: &AppState,
@@ -214,16 +234,14 @@ async fn reject(
 
 async fn submit(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Extension(ip): Extension<ClientIp>,
     Path(token): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, PageError> {
-    let token = DropToken::parse(&token).ok_or(PageError::NotFound)?;
-    let link = requests::find_by_token(&state.db, &token.hash()).await?.ok_or(PageError::NotFound)?;
-    let provider = providers::find(&link.provider)
-        .ok_or_else(|| anyhow::anyhow!("link {} names unknown provider {:?}", link.id, link.provider))?;
-    let actor = Actor::public(client_ip(addr));
+    let link = find_link(&state, ip, &token).await?;
+    let provider = provider_of(&link)?;
+    let actor = Actor::public(Some(ip.0.to_string()));
     let body = match body {
         Ok(b) => b,
         Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {

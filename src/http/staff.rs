@@ -5,10 +5,11 @@ use super::AppState;
 use crate::domain::{Scope, Scopes, StaffSecret};
 use crate::store::audit::{self, Actor, NewEvent};
 use crate::store::tokens;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use super::client_ip::ClientIp;
+use super::throttle::retry_after_secs;
+use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
 use serde_json::json;
-use std::net::SocketAddr;
 
 /// An authenticated staff token. Handlers call [`Staff::require`] for their scope.
 #[derive(Debug, Clone)]
@@ -36,10 +37,8 @@ impl FromRequestParts<AppState> for Staff {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ci| ci.0.ip().to_string());
+        let client = parts.extensions.get::<ClientIp>().map(|c| c.0);
+        let ip = client.map(|c| c.to_string());
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -52,6 +51,9 @@ impl FromRequestParts<AppState> for Staff {
         let Some(presented) = presented else {
             return Err(ApiError::Unauthorized);
         };
+        if let Some(wait) = client.and_then(|c| state.staff_failures.blocked(c)) {
+            return Err(ApiError::RateLimited(retry_after_secs(wait)));
+        }
         let found = match StaffSecret::parse(presented) {
             Some(secret) => tokens::authenticate(&state.db, &secret.hash()).await?,
             None => None,
@@ -65,6 +67,15 @@ impl FromRequestParts<AppState> for Staff {
                     .detail(json!({ "path": parts.uri.path(), "method": parts.method.as_str() })),
             )
             .await?;
+            if let Some(wait) = client.and_then(|c| state.staff_failures.failed(c)) {
+                audit::record(
+                    &state.db,
+                    NewEvent::failure(&actor, "rate_limited", "denied").detail(json!({ "limit": "staff_token_failures" })),
+                )
+                .await?;
+                tracing::warn!(client_ip = ?client, "too many failed staff tokens; throttling");
+                return Err(ApiError::RateLimited(retry_after_secs(wait)));
+            }
             return Err(ApiError::Unauthorized);
         };
         Ok(Staff {

@@ -1,0 +1,167 @@
+//! Who the client is: the peer address, or — only when the peer is a
+//! configured trusted proxy — the address that proxy reports.
+//!
+//! `X-Forwarded-For` is never believed blindly: it is read only from peers in
+//! `KEYDROP_TRUSTED_PROXIES`, right to left, skipping entries that are
+//! themselves trusted proxies, so a client cannot choose its own address by
+//! sending the header.
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::HeaderName;
+use axum::middleware::Next;
+use axum::response::Response;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// The client address every rate limit and audit event uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// An IP network such as `10.0.0.0/8` or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, p.parse::<u8>().ok()?),
+            None => {
+                let a = s.parse::<IpAddr>().ok()?;
+                (a, if a.is_ipv4() { 32 } else { 128 })
+            }
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => masked(u32::from(net).into(), self.prefix, 32) == masked(u32::from(ip).into(), self.prefix, 32),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => masked(u128::from(net), self.prefix, 128) == masked(u128::from(ip), self.prefix, 128),
+            _ => false,
+        }
+    }
+}
+
+fn masked(bits: u128, prefix: u8, width: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        bits >> (width - prefix)
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`) count as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// How to find the client behind trusted proxies.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub trusted: Vec<IpNet>,
+    pub header: HeaderName,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self { trusted: Vec::new(), header: HeaderName::from_static("x-forwarded-for") }
+    }
+}
+
+impl ProxyConfig {
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(ip))
+    }
+
+    /// The client address for a request from `peer` with these headers.
+    pub fn client_ip(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        let peer = canonical(peer);
+        if !self.is_trusted(peer) {
+            return peer;
+        }
+        let hops: Vec<IpAddr> = headers
+            .get_all(&self.header)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|h| h.trim().parse::<IpAddr>().map(canonical))
+            .collect::<Result<_, _>>()
+            .unwrap_or_default();
+        hops.into_iter().rev().find(|ip| !self.is_trusted(*ip)).unwrap_or(peer)
+    }
+}
+
+/// Middleware: records [`ClientIp`] in the request's extensions.
+pub async fn resolve(proxies: Arc<ProxyConfig>, mut req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let ip = proxies.client_ip(peer, req.headers());
+    req.extensions_mut().insert(ClientIp(ip));
+    next.run(req).await
+}
+
+/// Rate-limit key: the resolved client address.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIpKey;
+
+impl tower_governor::key_extractor::KeyExtractor for ClientIpKey {
+    type Key = IpAddr;
+
+    fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<IpAddr, tower_governor::GovernorError> {
+        req.extensions()
+            .get::<ClientIp>()
+            .map(|c| c.0)
+            .ok_or(tower_governor::GovernorError::UnableToExtractKey)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn xff(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn networks_parse_and_match() {
+        let n = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(n.contains(ip("10.1.2.3")) && !n.contains(ip("11.0.0.1")));
+        assert!(n.contains(ip("::ffff:10.9.9.9")));
+        assert!(IpNet::parse("192.0.2.1").unwrap().contains(ip("192.0.2.1")));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(IpNet::parse("fd00::/8").unwrap().contains(ip("fd12::1")));
+        assert!(IpNet::parse("10.0.0.0/33").is_none() && IpNet::parse("nope").is_none());
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+        let none = ProxyConfig::default();
+        assert_eq!(none.client_ip(ip("203.0.113.5"), &xff("1.2.3.4")), ip("203.0.113.5"));
+        let cfg = ProxyConfig { trusted: vec![IpNet::parse("10.0.0.0/8").unwrap()], ..Default::default() };
+        assert_eq!(cfg.client_ip(ip("203.0.113.5"), &xff("1.2.3.4")), ip("203.0.113.5"), "untrusted peer");
+        assert_eq!(cfg.client_ip(ip("10.0.0.2"), &xff("1.2.3.4")), ip("1.2.3.4"));
+        // A client-supplied left-most entry cannot win: the right-most untrusted hop does.
+        assert_eq!(cfg.client_ip(ip("10.0.0.2"), &xff("6.6.6.6, 198.51.100.9, 10.0.0.7")), ip("198.51.100.9"));
+        assert_eq!(cfg.client_ip(ip("10.0.0.2"), &HeaderMap::new()), ip("10.0.0.2"));
+        assert_eq!(cfg.client_ip(ip("10.0.0.2"), &xff("garbage")), ip("10.0.0.2"));
+    }
+}
