@@ -467,3 +467,19 @@ async fn a_postgres_restart_gives_fast_503s_then_the_server_recovers_by_itself()
     );
     stop(child);
 }
+
+#[sqlx::test]
+async fn keydrop_healthcheck_passes_against_a_running_server_and_fails_without_one(db: PgPool) {
+    let url = database_url(&db);
+    let kek = new_kek("hc");
+    let (child, _, internal, _) = serve(keydrop(&url, &kek));
+    let addr = internal.trim_start_matches("http://").to_owned();
+    let (ok, _, stderr) = run(keydrop(&url, &kek).args(["healthcheck", "--addr", &addr]));
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) =
+        run(keydrop(&url, &kek).args(["healthcheck", "--addr", &addr, "--path", "/readyz"]));
+    assert!(ok, "{stderr}");
+    stop(child);
+    let (ok, _, stderr) = run(keydrop(&url, &kek).args(["healthcheck", "--addr", &addr]));
+    assert!(!ok && stderr.contains("cannot reach"), "{stderr}");
+}
