@@ -8,6 +8,7 @@ mod binary;
 mod checks;
 mod drop_flow;
 mod fakes;
+mod faults;
 mod helpers;
 mod hostile;
 mod lifecycle;
