@@ -187,129 +187,101 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
     }
     let (child, public, internal, output) = serve(cmd);
 
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let created: Value = client
-        .post(format!("{internal}/api/v1/requests"))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"organization": "Log Co", "provider": "greenhouse"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let link_url = created["url"].as_str().unwrap();
-    let link_token = link_url[link_url.find("/d/").unwrap() + 3..].to_owned();
-    let link = format!("{public}/d/{link_token}");
-    let html = client
-        .get(&link)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = crate::helpers::csrf_from(&html);
-    let secret = crate::fakes::GH_CLIENT_SECRET;
-    let client_id = crate::fakes::GH_CLIENT_ID;
-    // A failing submission first (bad email), then the real one.
-    let bad = client
-        .post(&link)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("submitter_name", "N"),
-            ("submitter_email", "bad"),
-            ("client_id", client_id),
-            ("client_secret", secret),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let receipt = client
-        .post(&link)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("submitter_name", "N"),
-            ("submitter_email", "n@example.com"),
-            ("client_id", client_id),
-            ("client_secret", secret),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let id = crate::helpers::reference_from(&receipt);
-    let revealed: Value = client
-        .post(format!("{internal}/api/v1/secrets/{id}/reveal"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(revealed["fields"]["client_secret"], secret);
-    assert!(receipt.contains("<code>offers</code>"), "the live check ran");
-    // A wrong secret: rejected by the fake, and the rejected value must not be logged either.
-    let (_, link2) = {
-        let created: Value = client
+    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    // Every response's status line, headers and body, except the reveal's body.
+    let mut responses = String::new();
+    async fn keep(all: &mut String, resp: reqwest::Response) -> (StatusCode, String) {
+        let status = resp.status();
+        for (k, v) in resp.headers() {
+            all.push_str(&format!("{k}: {}\n", v.to_str().unwrap_or("")));
+        }
+        let body = resp.text().await.unwrap();
+        all.push_str(&body);
+        (status, body)
+    }
+    let mut links = Vec::new();
+    for _ in 0..2 {
+        let resp = client
             .post(format!("{internal}/api/v1/requests"))
             .bearer_auth(&token)
             .json(&serde_json::json!({"organization": "Log Co", "provider": "greenhouse"}))
             .send()
             .await
-            .unwrap()
-            .json()
-            .await
             .unwrap();
+        let (_, body) = keep(&mut responses, resp).await;
+        let created: Value = serde_json::from_str(&body).unwrap();
         let u = created["url"].as_str().unwrap().to_owned();
-        ((), format!("{public}{}", &u[u.find("/d/").unwrap()..]))
+        let t = u[u.find("/d/").unwrap() + 3..].to_owned();
+        links.push((format!("{public}/d/{t}"), t, u));
+    }
+    let (link, link_token, link_url) = links[0].clone();
+    let (_, html) = keep(&mut responses, client.get(&link).send().await.unwrap()).await;
+    let csrf = crate::helpers::csrf_from(&html);
+    let secret = crate::fakes::GH_CLIENT_SECRET;
+    let client_id = crate::fakes::GH_CLIENT_ID;
+    let form = |email: &'static str, secret: &'static str, csrf: String| {
+        vec![
+            ("csrf_token", csrf),
+            ("submitter_name", "N".to_owned()),
+            ("submitter_email", email.to_owned()),
+            ("client_id", client_id.to_owned()),
+            ("client_secret", secret.to_owned()),
+        ]
     };
-    let csrf2 = crate::helpers::csrf_from(&client.get(&link2).send().await.unwrap().text().await.unwrap());
+    // A failing submission first (bad email), then the real one.
+    let (status, _) = keep(&mut responses, client.post(&link).form(&form("bad", secret, csrf.clone())).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, receipt) = keep(&mut responses, client.post(&link).form(&form("n@example.com", secret, csrf.clone())).send().await.unwrap()).await;
+    assert!(receipt.contains("<code>offers</code>"), "the live check ran");
+    let id = crate::helpers::reference_from(&receipt);
+    let reveal = client.post(format!("{internal}/api/v1/secrets/{id}/reveal")).bearer_auth(&token).send().await.unwrap();
+    for (k, v) in reveal.headers() {
+        responses.push_str(&format!("{k}: {}\n", v.to_str().unwrap_or("")));
+    }
+    let revealed: Value = reveal.json().await.unwrap();
+    assert_eq!(revealed["fields"]["client_secret"], secret);
+    let (_, meta) = keep(&mut responses, client.get(format!("{internal}/api/v1/secrets/{id}")).bearer_auth(&token).send().await.unwrap()).await;
+    assert!(meta.contains("missing_permissions"));
+    keep(&mut responses, client.get(format!("{internal}/api/v1/audit")).bearer_auth(&token).send().await.unwrap()).await;
+
+    // A wrong secret: rejected by the fake; the rejected value must not show up anywhere either.
+    let (link2, _, _) = links[1].clone();
+    let (_, page2) = keep(&mut responses, client.get(&link2).send().await.unwrap()).await;
+    let csrf2 = crate::helpers::csrf_from(&page2);
     let rejected_secret = "REJECTED-secret-value-0000";
-    let resp = client
-        .post(&link2)
-        .form(&[("csrf_token", csrf2.as_str()), ("submitter_name", "N"), ("submitter_email", "n@example.com"), ("client_id", client_id), ("client_secret", rejected_secret)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = keep(&mut responses, client.post(&link2).form(&form("n@example.com", rejected_secret, csrf2)).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let wrong = format!("kds_{}", "Z".repeat(43));
-    let denied = client
-        .get(format!("{internal}/api/v1/secrets"))
-        .bearer_auth(&wrong)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = keep(&mut responses, client.get(format!("{internal}/api/v1/secrets")).bearer_auth(&wrong).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Unknown paths, a forged form, a bad JSON body: error pages must not echo anything secret.
+    keep(&mut responses, client.get(format!("{public}/d/{link_token}x")).send().await.unwrap()).await;
+    keep(&mut responses, client.post(&link).form(&form("n@example.com", secret, "forged".into())).send().await.unwrap()).await;
+    keep(
+        &mut responses,
+        client.post(format!("{internal}/api/v1/requests")).bearer_auth(&token).header("content-type", "application/json").body(format!("{{\"organization\": \"{secret}\"")).send().await.unwrap(),
+    )
+    .await;
 
     stop(child);
     let mut logs = String::new();
     for _ in 0..2 {
         logs.push_str(&output.recv_timeout(Duration::from_secs(10)).unwrap());
     }
-    assert!(
-        logs.contains("TRACE") || logs.contains("trace"),
-        "trace logging was on"
-    );
+    assert!(logs.contains("TRACE") || logs.contains("trace"), "trace logging was on");
     assert!(logs.contains("credential received"), "the flow was logged");
-    for needle in [
-        secret,
-        client_id,
-        &token,
-        &token[4..],
-        &link_token,
-        &link_token[4..],
-        &kek_material,
-        &csrf,
-        &wrong,
-    ] {
+    let bearer = crate::fakes::GH_BEARER;
+    for needle in [secret, client_id, rejected_secret, bearer, &token, &token[4..], &link_token, &link_token[4..], &kek_material, &csrf, &wrong] {
         assert!(!logs.contains(needle), "log leaks {needle:?}");
+    }
+    // A link token may appear only in the link URL itself (the create response).
+    let responses = responses.replace(&link_url, "<link url>").replace(&links[1].2, "<link url>");
+    for needle in [secret, rejected_secret, bearer, &token, &link_token, &link_token[4..], &kek_material, &wrong] {
+        assert!(!responses.contains(needle), "an HTTP response leaks {needle:?}");
+    }
+    // And at rest: the whole database.
+    let dump = crate::storage::dump(&db).await;
+    for needle in [secret, rejected_secret, bearer, &token, &link_token, &kek_material] {
+        assert!(!dump.windows(needle.len()).any(|w| w == needle.as_bytes()), "the database holds {needle:?}");
     }
 }

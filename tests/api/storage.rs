@@ -8,7 +8,7 @@ use sqlx::{PgPool, Row};
 const SECRET: &str = "UNIQUE-plaintext-credential-31337";
 
 /// Every column of every row of every table, as raw bytes / text.
-async fn dump(db: &PgPool) -> Vec<u8> {
+pub async fn dump(db: &PgPool) -> Vec<u8> {
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
     )
