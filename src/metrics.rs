@@ -210,6 +210,18 @@ pub fn check_outcome(provider: &str, status: &str) {
     METRICS.checks.get_or_create(&labels).inc();
 }
 
+/// A live check ran and concluded `status`.
+pub fn check_result(provider: &str, status: crate::providers::CheckStatus) {
+    use crate::providers::CheckStatus;
+    let status = match status {
+        CheckStatus::Verified => "verified",
+        CheckStatus::MissingPermissions => "missing_permissions",
+        CheckStatus::Invalid => "invalid",
+        CheckStatus::Unverified => "unverified",
+    };
+    check_outcome(provider, status);
+}
+
 /// Retention shredded `n` secrets for `reason`.
 pub fn shredded(reason: &str, n: u64) {
     if n > 0 {

@@ -109,14 +109,16 @@ impl Checker {
         }
         let deadline = Instant::now() + self.timeout;
         let run = self.run(provider, fields, deadline);
-        match tokio::time::timeout_at(deadline, run).await {
+        let result = match tokio::time::timeout_at(deadline, run).await {
             Ok(result) => result,
             Err(_) => unverified(format!(
                 "{} did not answer within {} seconds",
                 short_name(provider),
                 self.timeout.as_secs_f32()
             )),
-        }
+        };
+        crate::metrics::check_result(provider.id, result.status);
+        result
     }
 
     async fn run(&self, provider: &Provider, fields: &BTreeMap<&str, &str>, deadline: Instant) -> CheckResult {

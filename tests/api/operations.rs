@@ -213,6 +213,10 @@ async fn metrics_are_served_on_the_internal_listener_only_and_count_what_happene
     assert!(!body.contains("metrics-secret"));
     assert!(!body.contains(&id), "no ids in labels");
 
+    assert!(
+        body.contains(r#"keydrop_check_outcomes_total{provider="greenhouse",status="#),
+        "the submission's live check is counted (its status depends on the network here)"
+    );
     keydrop::metrics::check_outcome("greenhouse", "verified");
     let body = app
         .api
