@@ -9,11 +9,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-const ASSETS: &[(&str, &str, &str)] = &[(
-    "keydrop.css",
-    "text/css; charset=utf-8",
-    include_str!("../../static/keydrop.css"),
-)];
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "keydrop.css",
+        "text/css; charset=utf-8",
+        include_str!("../../static/keydrop.css"),
+    ),
+    // Linked from every page, so browsers never ask for a missing /favicon.ico
+    // (a 404 there is a console error on every page).
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../static/favicon.svg"),
+    ),
+];
 
 pub fn router() -> Router {
     Router::new().route("/static/{*path}", get(asset))

@@ -63,7 +63,7 @@ pub static PROVIDERS: &[Provider] = &[
             },
             Field {
                 name: "user_id",
-                label: "User ID (optional)",
+                label: "User ID",
                 help: "The number of the Greenhouse user the integration acts on behalf of. To find it, go to Configure, Users, open that user and look at the number in the page address. Leave it blank unless we asked you for it.",
                 secret: false,
                 required: false,
