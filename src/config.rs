@@ -137,8 +137,14 @@ impl Config {
             .context("KEYDROP_SHUTDOWN_TIMEOUT cannot be off: give a duration such as 30s")?;
         let mut upstreams = Upstreams::default();
         for (key, slot) in [
-            ("KEYDROP_GREENHOUSE_AUTH_URL", &mut upstreams.greenhouse_auth),
-            ("KEYDROP_GREENHOUSE_HARVEST_URL", &mut upstreams.greenhouse_harvest),
+            (
+                "KEYDROP_GREENHOUSE_AUTH_URL",
+                &mut upstreams.greenhouse_auth,
+            ),
+            (
+                "KEYDROP_GREENHOUSE_HARVEST_URL",
+                &mut upstreams.greenhouse_harvest,
+            ),
             ("KEYDROP_LEVER_BASE_URL", &mut upstreams.lever),
             ("KEYDROP_ASHBY_BASE_URL", &mut upstreams.ashby),
             ("KEYDROP_BAMBOOHR_BASE_URL", &mut upstreams.bamboohr),
@@ -151,31 +157,52 @@ impl Config {
                 *slot = url;
             }
         }
-        let check_timeout = HumanDuration::parse(&env("KEYDROP_CHECK_TIMEOUT").unwrap_or_else(|| "10s".into()))
-            .map_err(|e| anyhow::anyhow!("KEYDROP_CHECK_TIMEOUT: {e}"))?
-            .as_std();
+        let check_timeout =
+            HumanDuration::parse(&env("KEYDROP_CHECK_TIMEOUT").unwrap_or_else(|| "10s".into()))
+                .map_err(|e| anyhow::anyhow!("KEYDROP_CHECK_TIMEOUT: {e}"))?
+                .as_std();
         let mut egress_ips = Vec::new();
-        for ip in env("KEYDROP_EGRESS_IPS").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for ip in env("KEYDROP_EGRESS_IPS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let ok = ip.parse::<std::net::IpAddr>().is_ok()
-                || ip.split_once('/').is_some_and(|(a, n)| a.parse::<std::net::IpAddr>().is_ok() && n.parse::<u8>().is_ok_and(|n| n <= 128));
+                || ip.split_once('/').is_some_and(|(a, n)| {
+                    a.parse::<std::net::IpAddr>().is_ok() && n.parse::<u8>().is_ok_and(|n| n <= 128)
+                });
             if !ok {
                 bail!("KEYDROP_EGRESS_IPS: {ip:?} is not an IP address or CIDR range");
             }
             egress_ips.push(ip.to_owned());
         }
         let mut proxies = crate::http::client_ip::ProxyConfig::default();
-        for net in env("KEYDROP_TRUSTED_PROXIES").unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let parsed = crate::http::client_ip::IpNet::parse(net)
-                .with_context(|| format!("KEYDROP_TRUSTED_PROXIES: {net:?} is not an IP address or CIDR range"))?;
+        for net in env("KEYDROP_TRUSTED_PROXIES")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let parsed = crate::http::client_ip::IpNet::parse(net).with_context(|| {
+                format!("KEYDROP_TRUSTED_PROXIES: {net:?} is not an IP address or CIDR range")
+            })?;
             proxies.trusted.push(parsed);
         }
         if let Some(h) = env("KEYDROP_CLIENT_IP_HEADER") {
-            proxies.header = axum::http::HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes())
-                .with_context(|| format!("KEYDROP_CLIENT_IP_HEADER={h:?} is not a header name"))?;
+            proxies.header =
+                axum::http::HeaderName::from_bytes(h.trim().to_ascii_lowercase().as_bytes())
+                    .with_context(|| {
+                        format!("KEYDROP_CLIENT_IP_HEADER={h:?} is not a header name")
+                    })?;
         }
-        let auth_failure_limit = RateLimit::parse(&env("KEYDROP_AUTH_FAILURE_LIMIT").unwrap_or_else(|| "20/min".into()))
-            .map_err(|e| anyhow::anyhow!("KEYDROP_AUTH_FAILURE_LIMIT: {e}"))?
-            .unwrap_or(RateLimit { count: u32::MAX, per: std::time::Duration::from_secs(1) });
+        let auth_failure_limit =
+            RateLimit::parse(&env("KEYDROP_AUTH_FAILURE_LIMIT").unwrap_or_else(|| "20/min".into()))
+                .map_err(|e| anyhow::anyhow!("KEYDROP_AUTH_FAILURE_LIMIT: {e}"))?
+                .unwrap_or(RateLimit {
+                    count: u32::MAX,
+                    per: std::time::Duration::from_secs(1),
+                });
         Ok(Self {
             proxies,
             auth_failure_limit,
@@ -311,7 +338,10 @@ mod tests {
     #[test]
     fn provider_upstreams_check_timeout_and_egress_ips_are_read() {
         let c = cfg(&[("DATABASE_URL", "x")]).unwrap();
-        assert_eq!(c.upstreams.greenhouse_auth.as_str(), "https://auth.greenhouse.io/");
+        assert_eq!(
+            c.upstreams.greenhouse_auth.as_str(),
+            "https://auth.greenhouse.io/"
+        );
         assert_eq!(c.check_timeout.as_secs(), 10);
         let c = cfg(&[
             ("DATABASE_URL", "x"),
@@ -324,7 +354,11 @@ mod tests {
         assert_eq!(c.check_timeout.as_secs(), 3);
         assert_eq!(c.egress_ips, ["203.0.113.7", "198.51.100.0/24"]);
         assert!(cfg(&[("DATABASE_URL", "x"), ("KEYDROP_EGRESS_IPS", "nope")]).is_err());
-        assert!(cfg(&[("DATABASE_URL", "x"), ("KEYDROP_ASHBY_BASE_URL", "file:///etc")]).is_err());
+        assert!(cfg(&[
+            ("DATABASE_URL", "x"),
+            ("KEYDROP_ASHBY_BASE_URL", "file:///etc")
+        ])
+        .is_err());
     }
 
     #[test]

@@ -41,8 +41,14 @@ impl IpNet {
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => masked(u32::from(net).into(), self.prefix, 32) == masked(u32::from(ip).into(), self.prefix, 32),
-            (IpAddr::V6(net), IpAddr::V6(ip)) => masked(u128::from(net), self.prefix, 128) == masked(u128::from(ip), self.prefix, 128),
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                masked(u32::from(net).into(), self.prefix, 32)
+                    == masked(u32::from(ip).into(), self.prefix, 32)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                masked(u128::from(net), self.prefix, 128)
+                    == masked(u128::from(ip), self.prefix, 128)
+            }
             _ => false,
         }
     }
@@ -73,7 +79,10 @@ pub struct ProxyConfig {
 
 impl Default for ProxyConfig {
     fn default() -> Self {
-        Self { trusted: Vec::new(), header: HeaderName::from_static("x-forwarded-for") }
+        Self {
+            trusted: Vec::new(),
+            header: HeaderName::from_static("x-forwarded-for"),
+        }
     }
 }
 
@@ -96,7 +105,10 @@ impl ProxyConfig {
             .map(|h| h.trim().parse::<IpAddr>().map(canonical))
             .collect::<Result<_, _>>()
             .unwrap_or_default();
-        hops.into_iter().rev().find(|ip| !self.is_trusted(*ip)).unwrap_or(peer)
+        hops.into_iter()
+            .rev()
+            .find(|ip| !self.is_trusted(*ip))
+            .unwrap_or(peer)
     }
 }
 
@@ -118,7 +130,10 @@ pub struct ClientIpKey;
 impl tower_governor::key_extractor::KeyExtractor for ClientIpKey {
     type Key = IpAddr;
 
-    fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<IpAddr, tower_governor::GovernorError> {
+    fn extract<T>(
+        &self,
+        req: &axum::http::Request<T>,
+    ) -> Result<IpAddr, tower_governor::GovernorError> {
         req.extensions()
             .get::<ClientIp>()
             .map(|c| c.0)
@@ -155,13 +170,35 @@ mod tests {
     #[test]
     fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
         let none = ProxyConfig::default();
-        assert_eq!(none.client_ip(ip("203.0.113.5"), &xff("1.2.3.4")), ip("203.0.113.5"));
-        let cfg = ProxyConfig { trusted: vec![IpNet::parse("10.0.0.0/8").unwrap()], ..Default::default() };
-        assert_eq!(cfg.client_ip(ip("203.0.113.5"), &xff("1.2.3.4")), ip("203.0.113.5"), "untrusted peer");
-        assert_eq!(cfg.client_ip(ip("10.0.0.2"), &xff("1.2.3.4")), ip("1.2.3.4"));
+        assert_eq!(
+            none.client_ip(ip("203.0.113.5"), &xff("1.2.3.4")),
+            ip("203.0.113.5")
+        );
+        let cfg = ProxyConfig {
+            trusted: vec![IpNet::parse("10.0.0.0/8").unwrap()],
+            ..Default::default()
+        };
+        assert_eq!(
+            cfg.client_ip(ip("203.0.113.5"), &xff("1.2.3.4")),
+            ip("203.0.113.5"),
+            "untrusted peer"
+        );
+        assert_eq!(
+            cfg.client_ip(ip("10.0.0.2"), &xff("1.2.3.4")),
+            ip("1.2.3.4")
+        );
         // A client-supplied left-most entry cannot win: the right-most untrusted hop does.
-        assert_eq!(cfg.client_ip(ip("10.0.0.2"), &xff("6.6.6.6, 198.51.100.9, 10.0.0.7")), ip("198.51.100.9"));
-        assert_eq!(cfg.client_ip(ip("10.0.0.2"), &HeaderMap::new()), ip("10.0.0.2"));
-        assert_eq!(cfg.client_ip(ip("10.0.0.2"), &xff("garbage")), ip("10.0.0.2"));
+        assert_eq!(
+            cfg.client_ip(ip("10.0.0.2"), &xff("6.6.6.6, 198.51.100.9, 10.0.0.7")),
+            ip("198.51.100.9")
+        );
+        assert_eq!(
+            cfg.client_ip(ip("10.0.0.2"), &HeaderMap::new()),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            cfg.client_ip(ip("10.0.0.2"), &xff("garbage")),
+            ip("10.0.0.2")
+        );
     }
 }

@@ -99,7 +99,8 @@ impl IntoResponse for ApiError {
         let body = Json(json!({ "error": { "code": code, "message": self.to_string() } }));
         let mut resp = (status, body).into_response();
         if let Self::RateLimited(secs) = self {
-            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
         if matches!(self, Self::Unauthorized) {
             resp.headers_mut().insert(
@@ -214,7 +215,8 @@ impl IntoResponse for PageError {
         .into_response();
         *resp.status_mut() = status;
         if let Some(secs) = retry_after {
-            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
         resp
     }

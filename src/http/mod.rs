@@ -46,8 +46,12 @@ impl AppState {
             keyring.active().derive_hmac_key("keydrop csrf v1"),
             config.is_https(),
         );
-        let checker = Checker::new(config.upstreams.clone(), config.check_timeout, config.egress_ips.clone())
-            .expect("the HTTP client for live checks can be built");
+        let checker = Checker::new(
+            config.upstreams.clone(),
+            config.check_timeout,
+            config.egress_ips.clone(),
+        )
+        .expect("the HTTP client for live checks can be built");
         let limit = config.auth_failure_limit;
         Self {
             link_failures: Arc::new(throttle::FailureThrottle::new(limit.count, limit.per)),
@@ -101,12 +105,25 @@ pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 /// Layers shared by both listeners, outermost last: body-read deadline, panic
 /// guard, client address, request spans and ids, security headers.
-fn outer_layers(router: Router, listener: &'static str, https: bool, proxies: Arc<client_ip::ProxyConfig>) -> Router {
+fn outer_layers(
+    router: Router,
+    listener: &'static str,
+    https: bool,
+    proxies: Arc<client_ip::ProxyConfig>,
+) -> Router {
     let router = router
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn(move |req, next| client_ip::resolve(proxies.clone(), req, next)));
-    trace::layer(router, listener).layer(axum::middleware::map_response(move |r| security::headers(https, r)))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            BODY_READ_TIMEOUT,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            client_ip::resolve(proxies.clone(), req, next)
+        }));
+    trace::layer(router, listener).layer(axum::middleware::map_response(move |r| {
+        security::headers(https, r)
+    }))
 }
 
 /// A handler panicked: log that it happened (never the payload, which could
@@ -114,5 +131,9 @@ fn outer_layers(router: Router, listener: &'static str, https: bool, proxies: Ar
 fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
     use axum::response::IntoResponse;
     tracing::error!("a request handler panicked");
-    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+    (
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error",
+    )
+        .into_response()
 }

@@ -1,27 +1,27 @@
 //! The drop pages: `GET /d/{token}` shows the form, `POST /d/{token}` stores the credential.
 
+use super::client_ip::{ClientIp, ClientIpKey};
 use super::csrf::check_origin;
 use super::error::PageError;
 use super::form::Form;
 use super::pages::{render, DropPage, ErrorPage, FieldView, FormError, ReceiptPage};
+use super::throttle::retry_after_secs;
 use super::AppState;
 use crate::config::RateLimit;
 use crate::domain::{DropToken, Email};
 use crate::providers::{self, Check, CheckResult, CheckStatus, Provider};
 use crate::service::checks::{recheck, RecheckError};
-use crate::store::secrets;
 use crate::service::submission::{self, Submission, SubmitError};
 use crate::store::audit::{self, Actor, NewEvent};
 use crate::store::requests::{self, DropRequest, LinkState};
+use crate::store::secrets;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::Extension;
-use super::client_ip::{ClientIp, ClientIpKey};
-use super::throttle::retry_after_secs;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use chrono::Utc;
 use serde_json::json;
@@ -106,7 +106,8 @@ async fn find_link(state: &AppState, ip: ClientIp, raw: &str) -> Result<DropRequ
         let actor = Actor::public(Some(ip.0.to_string()));
         audit::record(
             &state.db,
-            NewEvent::failure(&actor, "rate_limited", "denied").detail(json!({ "limit": "drop_token_failures" })),
+            NewEvent::failure(&actor, "rate_limited", "denied")
+                .detail(json!({ "limit": "drop_token_failures" })),
         )
         .await?;
         tracing::warn!(client_ip = %ip.0, "too many unknown drop-link tokens; throttling");
@@ -116,7 +117,11 @@ async fn find_link(state: &AppState, ip: ClientIp, raw: &str) -> Result<DropRequ
 }
 
 /// Finds a link that can still take a submission, or the page explaining why not.
-async fn usable_link(state: &AppState, ip: ClientIp, raw: &str) -> Result<(DropRequest, &'static Provider), PageError> {
+async fn usable_link(
+    state: &AppState,
+    ip: ClientIp,
+    raw: &str,
+) -> Result<(DropRequest, &'static Provider), PageError> {
     let link = find_link(state, ip, raw).await?;
     gone_unless_pending(link.state(Utc::now()))?;
     let provider = provider_of(&link)?;
@@ -124,8 +129,14 @@ async fn usable_link(state: &AppState, ip: ClientIp, raw: &str) -> Result<(DropR
 }
 
 fn provider_of(link: &DropRequest) -> Result<&'static Provider, PageError> {
-    providers::find(&link.provider)
-        .ok_or_else(|| anyhow::anyhow!("link {} names unknown provider {:?}", link.id, link.provider).into())
+    providers::find(&link.provider).ok_or_else(|| {
+        anyhow::anyhow!(
+            "link {} names unknown provider {:?}",
+            link.id,
+            link.provider
+        )
+        .into()
+    })
 }
 
 fn gone_unless_pending(state: LinkState) -> Result<(), PageError> {
@@ -212,7 +223,6 @@ fn drop_page<'a>(
     }
 }
 
-
 async fn reject(
     state: &AppState,
     actor: &Actor,
@@ -260,24 +270,45 @@ async fn submit(
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !is_form {
-        return Err(PageError::BadRequest("The form must be sent as application/x-www-form-urlencoded.".into()));
+        return Err(PageError::BadRequest(
+            "The form must be sent as application/x-www-form-urlencoded.".into(),
+        ));
     }
     if let Err(why) = check_origin(&headers, &state.config.public_origin()) {
         reject(&state, &actor, &link, "origin", json!({ "why": why })).await?;
-        return Err(PageError::Forbidden("This form was sent from another website, so we did not accept it."));
+        return Err(PageError::Forbidden(
+            "This form was sent from another website, so we did not accept it.",
+        ));
     }
     let form = match Form::parse(&body) {
         Ok(f) => f,
         Err(e) => {
-            reject(&state, &actor, &link, "malformed_form", json!({ "why": e.to_string() })).await?;
-            return Err(PageError::BadRequest(format!("The form could not be read: {e}.")));
+            reject(
+                &state,
+                &actor,
+                &link,
+                "malformed_form",
+                json!({ "why": e.to_string() }),
+            )
+            .await?;
+            return Err(PageError::BadRequest(format!(
+                "The form could not be read: {e}."
+            )));
         }
     };
     if let Err(why) = state.csrf.verify(&headers, link.id, form.get("csrf_token")) {
         reject(&state, &actor, &link, "csrf", json!({ "why": why })).await?;
-        return Err(PageError::Forbidden("Your form session expired or could not be confirmed, so we did not accept it."));
+        return Err(PageError::Forbidden(
+            "Your form session expired or could not be confirmed, so we did not accept it.",
+        ));
     }
     let (nonce, _) = state.csrf.nonce(&headers);
     if form.get("recheck").is_some() {
@@ -298,7 +329,10 @@ async fn submit(
                 views.push(field_view(f, form.get(f.name), None));
             }
             Err(msg) => {
-                errors.push(FormError { field: f.name, message: msg.clone() });
+                errors.push(FormError {
+                    field: f.name,
+                    message: msg.clone(),
+                });
                 views.push(field_view(f, form.get(f.name), Some(msg)));
             }
         }
@@ -312,17 +346,33 @@ async fn submit(
         None
     };
     if let Some(m) = &name_error {
-        errors.push(FormError { field: "submitter_name", message: m.clone() });
+        errors.push(FormError {
+            field: "submitter_name",
+            message: m.clone(),
+        });
     }
     let email = Email::parse(form.get("submitter_email").unwrap_or(""));
     let email_error = email.as_ref().err().map(|m| m.to_string());
     if let Some(m) = &email_error {
-        errors.push(FormError { field: "submitter_email", message: m.clone() });
+        errors.push(FormError {
+            field: "submitter_email",
+            message: m.clone(),
+        });
     }
     let again = |views, errors, name_error, email_error| {
         let mut page = drop_page(&state, &link, provider, &nonce, views);
-        page.submitter_name = form.get("submitter_name").unwrap_or("").chars().take(200).collect();
-        page.submitter_email = form.get("submitter_email").unwrap_or("").chars().take(254).collect();
+        page.submitter_name = form
+            .get("submitter_name")
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
+        page.submitter_email = form
+            .get("submitter_email")
+            .unwrap_or("")
+            .chars()
+            .take(254)
+            .collect();
         page.name_error = name_error;
         page.email_error = email_error;
         page.errors = errors;
@@ -334,7 +384,14 @@ async fn submit(
         Ok(email) if errors.is_empty() => email,
         _ => {
             let names: Vec<_> = errors.iter().map(|e| e.field).collect();
-            reject(&state, &actor, &link, "invalid_fields", json!({ "fields": names })).await?;
+            reject(
+                &state,
+                &actor,
+                &link,
+                "invalid_fields",
+                json!({ "fields": names }),
+            )
+            .await?;
             return Ok(again(views, errors, name_error, email_error));
         }
     };
@@ -343,8 +400,19 @@ async fn submit(
     let check = state.checker.check(provider, &fields).await;
     tracing::info!(request_id = %link.id, provider = provider.id, status = ?check.status, "live check finished");
     if check.status == CheckStatus::Invalid {
-        reject(&state, &actor, &link, "invalid_credential", json!({ "detail": check.detail })).await?;
-        let target = if check.detail.contains("company domain") { "company_domain" } else { provider.fingerprint_field };
+        reject(
+            &state,
+            &actor,
+            &link,
+            "invalid_credential",
+            json!({ "detail": check.detail }),
+        )
+        .await?;
+        let target = if check.detail.contains("company domain") {
+            "company_domain"
+        } else {
+            provider.fingerprint_field
+        };
         let views = views
             .into_iter()
             .map(|mut v| {
@@ -354,19 +422,47 @@ async fn submit(
                 v
             })
             .collect();
-        let errors = vec![FormError { field: target, message: check.detail.clone() }];
+        let errors = vec![FormError {
+            field: target,
+            message: check.detail.clone(),
+        }];
         return Ok(again(views, errors, None, None));
     }
 
-    let sub = Submission { submitter_name: name, submitter_email: &email, fields };
-    let stored = match submission::store(&state.db, &state.keyring, &link, provider, &sub, &check, &actor).await {
+    let sub = Submission {
+        submitter_name: name,
+        submitter_email: &email,
+        fields,
+    };
+    let stored = match submission::store(
+        &state.db,
+        &state.keyring,
+        &link,
+        provider,
+        &sub,
+        &check,
+        &actor,
+    )
+    .await
+    {
         Ok(s) => s,
-        Err(SubmitError::LinkGone(s)) => return Err(gone_unless_pending(s).err().unwrap_or(PageError::NotFound)),
+        Err(SubmitError::LinkGone(s)) => {
+            return Err(gone_unless_pending(s).err().unwrap_or(PageError::NotFound))
+        }
         Err(SubmitError::Db(e)) => return Err(e.into()),
         Err(e @ SubmitError::Crypto(_)) => return Err(anyhow::Error::new(e).into()),
     };
     tracing::info!(secret_id = %stored.id, request_id = %link.id, provider = provider.id, "credential received");
-    Ok(receipt(&state, &link, provider, &stored.id, &stored.fingerprint, stored.created_at, &check, &nonce))
+    Ok(receipt(
+        &state,
+        &link,
+        provider,
+        &stored.id,
+        &stored.fingerprint,
+        stored.created_at,
+        &check,
+        &nonce,
+    ))
 }
 
 /// How long after a submission the receipt's "check again" button works.
@@ -388,8 +484,13 @@ async fn check_again(
     let id = form
         .get("reference")
         .and_then(|r| uuid::Uuid::parse_str(r).ok())
-        .ok_or_else(|| PageError::BadRequest("The form did not say which submission to check.".into()))?;
-    let meta = secrets::get(&state.db, id).await?.filter(|m| m.request_id == link.id).ok_or(PageError::NotFound)?;
+        .ok_or_else(|| {
+            PageError::BadRequest("The form did not say which submission to check.".into())
+        })?;
+    let meta = secrets::get(&state.db, id)
+        .await?
+        .filter(|m| m.request_id == link.id)
+        .ok_or(PageError::NotFound)?;
     if link.revoked_at.is_some() {
         gone_unless_pending(LinkState::Revoked)?;
     }
@@ -409,7 +510,16 @@ async fn check_again(
             Err(e) => return Err(anyhow::Error::new(e).into()),
         },
     };
-    Ok(receipt(state, link, provider, &id, &meta.fingerprint, meta.created_at, &check, nonce))
+    Ok(receipt(
+        state,
+        link,
+        provider,
+        &id,
+        &meta.fingerprint,
+        meta.created_at,
+        &check,
+        nonce,
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -425,7 +535,10 @@ fn receipt(
 ) -> Response {
     let (check_class, check_title, check_message) = describe(provider, check);
     let can_recheck = provider.check != Check::None
-        && matches!(check.status, CheckStatus::MissingPermissions | CheckStatus::Unverified);
+        && matches!(
+            check.status,
+            CheckStatus::MissingPermissions | CheckStatus::Unverified
+        );
     render(&ReceiptPage {
         reference: id.to_string(),
         provider_name: provider.name,
@@ -436,7 +549,11 @@ fn receipt(
         check_title,
         check_message,
         missing: check.missing.clone(),
-        fix_steps: if check.status == CheckStatus::MissingPermissions { provider.fix_steps } else { &[] },
+        fix_steps: if check.status == CheckStatus::MissingPermissions {
+            provider.fix_steps
+        } else {
+            &[]
+        },
         egress_ips: state.checker.egress_ips().to_vec(),
         recheck_csrf: can_recheck.then(|| state.csrf.token(link.id, nonce)),
     })

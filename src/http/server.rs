@@ -31,7 +31,11 @@ const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for open
 /// connections to finish (the caller bounds that wait).
-pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut shutdown = pin!(shutdown);

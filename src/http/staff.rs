@@ -1,12 +1,12 @@
 //! Staff authentication: the `Staff` extractor for the internal API.
 
+use super::client_ip::ClientIp;
 use super::error::ApiError;
+use super::throttle::retry_after_secs;
 use super::AppState;
 use crate::domain::{Scope, Scopes, StaffSecret};
 use crate::store::audit::{self, Actor, NewEvent};
 use crate::store::tokens;
-use super::client_ip::ClientIp;
-use super::throttle::retry_after_secs;
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
 use serde_json::json;
@@ -70,7 +70,8 @@ impl FromRequestParts<AppState> for Staff {
             if let Some(wait) = client.and_then(|c| state.staff_failures.failed(c)) {
                 audit::record(
                     &state.db,
-                    NewEvent::failure(&actor, "rate_limited", "denied").detail(json!({ "limit": "staff_token_failures" })),
+                    NewEvent::failure(&actor, "rate_limited", "denied")
+                        .detail(json!({ "limit": "staff_token_failures" })),
                 )
                 .await?;
                 tracing::warn!(client_ip = ?client, "too many failed staff tokens; throttling");

@@ -68,7 +68,11 @@ enum Probe {
 const MAX_BODY: usize = 8 * 1024;
 
 impl Checker {
-    pub fn new(upstreams: Upstreams, timeout: Duration, egress_ips: Vec<String>) -> anyhow::Result<Self> {
+    pub fn new(
+        upstreams: Upstreams,
+        timeout: Duration,
+        egress_ips: Vec<String>,
+    ) -> anyhow::Result<Self> {
         // Follow a redirect only to the same scheme, host and port.
         let policy = redirect::Policy::custom(|attempt| {
             let same = attempt.previous().last().is_some_and(|prev| {
@@ -87,9 +91,18 @@ impl Checker {
             // The whole check's deadline governs; this only backs it up.
             .timeout(timeout + Duration::from_secs(1))
             .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("keydrop/", env!("CARGO_PKG_VERSION"), " (credential check)"))
+            .user_agent(concat!(
+                "keydrop/",
+                env!("CARGO_PKG_VERSION"),
+                " (credential check)"
+            ))
             .build()?;
-        Ok(Self { client, upstreams: Arc::new(upstreams), timeout, egress_ips: Arc::new(egress_ips) })
+        Ok(Self {
+            client,
+            upstreams: Arc::new(upstreams),
+            timeout,
+            egress_ips: Arc::new(egress_ips),
+        })
     }
 
     /// Addresses the checks come from, as configured by the operator.
@@ -121,8 +134,17 @@ impl Checker {
         result
     }
 
-    async fn run(&self, provider: &Provider, fields: &BTreeMap<&str, &str>, deadline: Instant) -> CheckResult {
-        let field = |name: &str| Arc::new(Zeroizing::new(fields.get(name).copied().unwrap_or("").to_owned()));
+    async fn run(
+        &self,
+        provider: &Provider,
+        fields: &BTreeMap<&str, &str>,
+        deadline: Instant,
+    ) -> CheckResult {
+        let field = |name: &str| {
+            Arc::new(Zeroizing::new(
+                fields.get(name).copied().unwrap_or("").to_owned(),
+            ))
+        };
         let up = &self.upstreams;
         let probes = match provider.check {
             Check::None => unreachable!("handled by check()"),
@@ -133,7 +155,8 @@ impl Checker {
                 };
                 let base = join(&up.greenhouse_harvest, "v3");
                 self.probe_all(provider.permissions, deadline, move |c, perm| {
-                    c.get(format!("{base}/{perm}?per_page=1")).bearer_auth(token.as_str())
+                    c.get(format!("{base}/{perm}?per_page=1"))
+                        .bearer_auth(token.as_str())
                 })
                 .await
             }
@@ -141,7 +164,8 @@ impl Checker {
                 let key = field("api_key");
                 let base = join(&up.greenhouse_harvest, "v1");
                 self.probe_all(provider.permissions, deadline, move |c, perm| {
-                    c.get(format!("{base}/{perm}?per_page=1&skip_count=true")).basic_auth(key.as_str(), Some(""))
+                    c.get(format!("{base}/{perm}?per_page=1&skip_count=true"))
+                        .basic_auth(key.as_str(), Some(""))
                 })
                 .await
             }
@@ -149,7 +173,8 @@ impl Checker {
                 let key = field("api_key");
                 let base = join(&up.lever, "v1");
                 self.probe_all(provider.permissions, deadline, move |c, perm| {
-                    c.get(format!("{base}/{perm}?limit=1")).basic_auth(key.as_str(), Some(""))
+                    c.get(format!("{base}/{perm}?limit=1"))
+                        .basic_auth(key.as_str(), Some(""))
                 })
                 .await
             }
@@ -171,19 +196,37 @@ impl Checker {
                     other => return self.summarize(provider, vec![("apiKey.info", other)]),
                 }
                 self.probe_all(provider.permissions, deadline, move |c, perm| {
-                    c.post(format!("{base}/{perm}")).basic_auth(key.as_str(), Some("")).json(&serde_json::json!({"limit": 1}))
+                    c.post(format!("{base}/{perm}"))
+                        .basic_auth(key.as_str(), Some(""))
+                        .json(&serde_json::json!({"limit": 1}))
                 })
                 .await
                 .into_iter()
                 // After apiKey.info accepted the key, a 401 on an endpoint means a missing permission.
-                .map(|(p, r)| (p, if r == Probe::Unauthorized { Probe::Denied } else { r }))
+                .map(|(p, r)| {
+                    (
+                        p,
+                        if r == Probe::Unauthorized {
+                            Probe::Denied
+                        } else {
+                            r
+                        },
+                    )
+                })
                 .collect()
             }
             Check::BambooHr => {
                 let key = field("api_key");
                 let domain = fields.get("company_domain").copied().unwrap_or("");
-                let url = format!("{}/api/gateway.php/{domain}/v1/employees/directory", up.bamboohr.as_str().trim_end_matches('/'));
-                let req = self.client.get(url).header("accept", "application/json").basic_auth(key.as_str(), Some("x"));
+                let url = format!(
+                    "{}/api/gateway.php/{domain}/v1/employees/directory",
+                    up.bamboohr.as_str().trim_end_matches('/')
+                );
+                let req = self
+                    .client
+                    .get(url)
+                    .header("accept", "application/json")
+                    .basic_auth(key.as_str(), Some("x"));
                 match self.send(req, deadline).await {
                     Probe::NotFound => {
                         let mut r = self.invalid(provider);
@@ -198,7 +241,11 @@ impl Checker {
     }
 
     /// Client-credentials grant; `Err` carries the final result when it fails.
-    async fn greenhouse_token(&self, fields: &BTreeMap<&str, &str>, deadline: Instant) -> Result<Zeroizing<String>, CheckResult> {
+    async fn greenhouse_token(
+        &self,
+        fields: &BTreeMap<&str, &str>,
+        deadline: Instant,
+    ) -> Result<Zeroizing<String>, CheckResult> {
         let id = fields.get("client_id").copied().unwrap_or("");
         let secret = fields.get("client_secret").copied().unwrap_or("");
         let mut form = vec![("grant_type", "client_credentials")];
@@ -208,16 +255,28 @@ impl Checker {
         let url = join(&self.upstreams.greenhouse_auth, "token");
         let provider = super::find("greenhouse").expect("greenhouse is in the catalog");
         let resp = self
-            .send_raw(self.client.post(url).basic_auth(id, Some(secret)).form(&form), deadline)
+            .send_raw(
+                self.client
+                    .post(url)
+                    .basic_auth(id, Some(secret))
+                    .form(&form),
+                deadline,
+            )
             .await;
         let (status, body) = match resp {
             Ok(r) => r,
-            Err(why) => return Err(unverified(format!("Greenhouse could not be reached ({why})"))),
+            Err(why) => {
+                return Err(unverified(format!(
+                    "Greenhouse could not be reached ({why})"
+                )))
+            }
         };
         match classify(status, &body) {
             Probe::Ok => {}
             Probe::Unauthorized => return Err(self.invalid(provider)),
-            Probe::IpBlocked => return Err(self.summarize(provider, vec![("token", Probe::IpBlocked)])),
+            Probe::IpBlocked => {
+                return Err(self.summarize(provider, vec![("token", Probe::IpBlocked)]))
+            }
             _ if status == StatusCode::BAD_REQUEST => return Err(self.invalid(provider)),
             other => return Err(self.summarize(provider, vec![("token", other)])),
         }
@@ -227,12 +286,19 @@ impl Checker {
         }
         match serde_json::from_slice::<Token>(&body) {
             Ok(t) if !t.access_token.is_empty() => Ok(t.access_token),
-            _ => Err(unverified("Greenhouse answered the token request in an unexpected format")),
+            _ => Err(unverified(
+                "Greenhouse answered the token request in an unexpected format",
+            )),
         }
     }
 
     /// Runs one probe per permission, all at once.
-    async fn probe_all<F>(&self, permissions: &'static [&'static str], deadline: Instant, build: F) -> Vec<(&'static str, Probe)>
+    async fn probe_all<F>(
+        &self,
+        permissions: &'static [&'static str],
+        deadline: Instant,
+        build: F,
+    ) -> Vec<(&'static str, Probe)>
     where
         F: Fn(&Client, &str) -> RequestBuilder + Send + Sync + 'static,
     {
@@ -260,7 +326,11 @@ impl Checker {
     }
 
     /// Sends, retrying after `429` when `Retry-After` fits before the deadline.
-    async fn send_raw(&self, req: RequestBuilder, deadline: Instant) -> Result<(StatusCode, Vec<u8>), String> {
+    async fn send_raw(
+        &self,
+        req: RequestBuilder,
+        deadline: Instant,
+    ) -> Result<(StatusCode, Vec<u8>), String> {
         for _ in 0..4 {
             let attempt = req.try_clone().ok_or("request cannot be retried")?;
             let resp = attempt.send().await.map_err(describe_error)?;
@@ -297,7 +367,12 @@ impl Checker {
             Check::BambooHr => "BambooHR rejected this API key. Check you copied all of it and that the company domain is right.",
             Check::None => "The credential was rejected.",
         };
-        CheckResult { status: CheckStatus::Invalid, missing: Vec::new(), checked_at: Some(Utc::now()), detail: what.into() }
+        CheckResult {
+            status: CheckStatus::Invalid,
+            missing: Vec::new(),
+            checked_at: Some(Utc::now()),
+            detail: what.into(),
+        }
     }
 
     fn summarize(&self, provider: &Provider, probes: Vec<(&'static str, Probe)>) -> CheckResult {
@@ -313,7 +388,11 @@ impl Checker {
         if probes.iter().any(|(_, p)| *p == Probe::Unauthorized) {
             return self.invalid(provider);
         }
-        let missing: Vec<String> = probes.iter().filter(|(_, p)| matches!(p, Probe::Denied | Probe::NotFound)).map(|(n, _)| (*n).to_owned()).collect();
+        let missing: Vec<String> = probes
+            .iter()
+            .filter(|(_, p)| matches!(p, Probe::Denied | Probe::NotFound))
+            .map(|(n, _)| (*n).to_owned())
+            .collect();
         let failed: Vec<String> = probes
             .iter()
             .filter_map(|(n, p)| match p {
@@ -323,15 +402,31 @@ impl Checker {
             .collect();
         let now = Some(Utc::now());
         match (missing.is_empty(), failed.is_empty()) {
-            (true, true) => CheckResult { status: CheckStatus::Verified, missing, checked_at: now, detail: format!("{name} accepted the credential for every needed permission") },
+            (true, true) => CheckResult {
+                status: CheckStatus::Verified,
+                missing,
+                checked_at: now,
+                detail: format!("{name} accepted the credential for every needed permission"),
+            },
             (false, _) => {
-                let mut detail = format!("{name} accepted the credential but it lacks {} permission(s)", missing.len());
+                let mut detail = format!(
+                    "{name} accepted the credential but it lacks {} permission(s)",
+                    missing.len()
+                );
                 if !failed.is_empty() {
                     detail.push_str(&format!("; could not check {}", failed.join(", ")));
                 }
-                CheckResult { status: CheckStatus::MissingPermissions, missing, checked_at: now, detail }
+                CheckResult {
+                    status: CheckStatus::MissingPermissions,
+                    missing,
+                    checked_at: now,
+                    detail,
+                }
             }
-            (true, false) => unverified(format!("{name} could not be checked completely ({})", failed.join(", "))),
+            (true, false) => unverified(format!(
+                "{name} could not be checked completely ({})",
+                failed.join(", ")
+            )),
         }
     }
 }
@@ -357,7 +452,15 @@ fn join(base: &Url, path: &str) -> String {
 /// Maps an upstream answer to what it means for the credential.
 fn classify(status: StatusCode, body: &[u8]) -> Probe {
     let text = String::from_utf8_lossy(body).to_lowercase();
-    let ip_refusal = ["ip address", "ip_not_allowed", "ip not allowed", "allowlist", "whitelist"].iter().any(|w| text.contains(w));
+    let ip_refusal = [
+        "ip address",
+        "ip_not_allowed",
+        "ip not allowed",
+        "allowlist",
+        "whitelist",
+    ]
+    .iter()
+    .any(|w| text.contains(w));
     let ashby_denied = text.contains("\"success\":false") || text.contains("\"success\": false");
     match status.as_u16() {
         200..=299 if ashby_denied && text.contains("permission") => Probe::Denied,
@@ -405,11 +508,35 @@ mod tests {
     #[test]
     fn upstream_answers_are_classified() {
         assert_eq!(classify(StatusCode::OK, b"[]"), Probe::Ok);
-        assert_eq!(classify(StatusCode::UNAUTHORIZED, br#"{"error":"invalid_client"}"#), Probe::Unauthorized);
+        assert_eq!(
+            classify(StatusCode::UNAUTHORIZED, br#"{"error":"invalid_client"}"#),
+            Probe::Unauthorized
+        );
         assert_eq!(classify(StatusCode::FORBIDDEN, b"{}"), Probe::Denied);
-        assert_eq!(classify(StatusCode::FORBIDDEN, b"Request not allowed from this IP address"), Probe::IpBlocked);
-        assert_eq!(classify(StatusCode::INTERNAL_SERVER_ERROR, b"This API Key does not have permission for this endpoint"), Probe::Denied);
-        assert_eq!(classify(StatusCode::BAD_GATEWAY, b""), Probe::Other("HTTP 502".into()));
-        assert_eq!(classify(StatusCode::OK, br#"{"success":false,"errors":["missing_endpoint_permission"]}"#), Probe::Denied);
+        assert_eq!(
+            classify(
+                StatusCode::FORBIDDEN,
+                b"Request not allowed from this IP address"
+            ),
+            Probe::IpBlocked
+        );
+        assert_eq!(
+            classify(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                b"This API Key does not have permission for this endpoint"
+            ),
+            Probe::Denied
+        );
+        assert_eq!(
+            classify(StatusCode::BAD_GATEWAY, b""),
+            Probe::Other("HTTP 502".into())
+        );
+        assert_eq!(
+            classify(
+                StatusCode::OK,
+                br#"{"success":false,"errors":["missing_endpoint_permission"]}"#
+            ),
+            Probe::Denied
+        );
     }
 }

@@ -37,9 +37,14 @@ pub async fn recheck(
 ) -> Result<(SecretMeta, CheckResult), RecheckError> {
     let (meta, plaintext) = {
         let mut tx = db.begin().await?;
-        let locked = secrets::lock(&mut tx, id).await?.ok_or(RecheckError::NotFound)?;
+        let locked = secrets::lock(&mut tx, id)
+            .await?
+            .ok_or(RecheckError::NotFound)?;
         let envelope = locked.envelope.ok_or(RecheckError::Shredded)?;
-        let ctx = Context { secret_id: id, provider: &locked.meta.provider };
+        let ctx = Context {
+            secret_id: id,
+            provider: &locked.meta.provider,
+        };
         let plaintext = crypto::open(keyring, ctx, &envelope).map_err(|e| match e {
             CryptoError::UnknownKek(k) => RecheckError::KekUnavailable(k),
             other => RecheckError::Crypto(other),
@@ -48,16 +53,24 @@ pub async fn recheck(
         (locked.meta, plaintext)
     };
     let provider = providers::find(&meta.provider).ok_or(RecheckError::NotFound)?;
-    let fields: BTreeMap<String, Zeroizing<String>> =
-        serde_json::from_slice(&plaintext).map_err(|_| RecheckError::Crypto(CryptoError::Authentication))?;
+    let fields: BTreeMap<String, Zeroizing<String>> = serde_json::from_slice(&plaintext)
+        .map_err(|_| RecheckError::Crypto(CryptoError::Authentication))?;
     drop(plaintext);
-    let borrowed: BTreeMap<&str, &str> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let borrowed: BTreeMap<&str, &str> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let result = checker.check(provider, &borrowed).await;
     drop(borrowed);
     drop(fields);
 
     let mut tx = db.begin().await?;
-    secrets::set_check(&mut *tx, id, &serde_json::to_value(&result).expect("check result serialises")).await?;
+    secrets::set_check(
+        &mut *tx,
+        id,
+        &serde_json::to_value(&result).expect("check result serialises"),
+    )
+    .await?;
     audit::record(
         &mut *tx,
         NewEvent::success(actor, "check.run")

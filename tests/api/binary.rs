@@ -179,7 +179,11 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
     assert!(ok);
     let token = token.trim().to_owned();
     // Live checks go to a fake Greenhouse, so its bearer token passes through the server too.
-    let fake = crate::fakes::Fake::start(crate::fakes::Behaviour { denied: vec!["offers".into()], ..Default::default() }).await;
+    let fake = crate::fakes::Fake::start(crate::fakes::Behaviour {
+        denied: vec!["offers".into()],
+        ..Default::default()
+    })
+    .await;
     let mut cmd = keydrop(&url, &keks);
     cmd.env("KEYDROP_LOG", "trace");
     for (k, v) in fake.env() {
@@ -187,7 +191,10 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
     }
     let (child, public, internal, output) = serve(cmd);
 
-    let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
     // Every response's status line, headers and body, except the reveal's body.
     let mut responses = String::new();
     async fn keep(all: &mut String, resp: reqwest::Response) -> (StatusCode, String) {
@@ -229,37 +236,123 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
         ]
     };
     // A failing submission first (bad email), then the real one.
-    let (status, _) = keep(&mut responses, client.post(&link).form(&form("bad", secret, csrf.clone())).send().await.unwrap()).await;
+    let (status, _) = keep(
+        &mut responses,
+        client
+            .post(&link)
+            .form(&form("bad", secret, csrf.clone()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (_, receipt) = keep(&mut responses, client.post(&link).form(&form("n@example.com", secret, csrf.clone())).send().await.unwrap()).await;
-    assert!(receipt.contains("<code>offers</code>"), "the live check ran");
+    let (_, receipt) = keep(
+        &mut responses,
+        client
+            .post(&link)
+            .form(&form("n@example.com", secret, csrf.clone()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        receipt.contains("<code>offers</code>"),
+        "the live check ran"
+    );
     let id = crate::helpers::reference_from(&receipt);
-    let reveal = client.post(format!("{internal}/api/v1/secrets/{id}/reveal")).bearer_auth(&token).send().await.unwrap();
+    let reveal = client
+        .post(format!("{internal}/api/v1/secrets/{id}/reveal"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     for (k, v) in reveal.headers() {
         responses.push_str(&format!("{k}: {}\n", v.to_str().unwrap_or("")));
     }
     let revealed: Value = reveal.json().await.unwrap();
     assert_eq!(revealed["fields"]["client_secret"], secret);
-    let (_, meta) = keep(&mut responses, client.get(format!("{internal}/api/v1/secrets/{id}")).bearer_auth(&token).send().await.unwrap()).await;
+    let (_, meta) = keep(
+        &mut responses,
+        client
+            .get(format!("{internal}/api/v1/secrets/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert!(meta.contains("missing_permissions"));
-    keep(&mut responses, client.get(format!("{internal}/api/v1/audit")).bearer_auth(&token).send().await.unwrap()).await;
+    keep(
+        &mut responses,
+        client
+            .get(format!("{internal}/api/v1/audit"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
 
     // A wrong secret: rejected by the fake; the rejected value must not show up anywhere either.
     let (link2, _, _) = links[1].clone();
     let (_, page2) = keep(&mut responses, client.get(&link2).send().await.unwrap()).await;
     let csrf2 = crate::helpers::csrf_from(&page2);
     let rejected_secret = "REJECTED-secret-value-0000";
-    let (status, _) = keep(&mut responses, client.post(&link2).form(&form("n@example.com", rejected_secret, csrf2)).send().await.unwrap()).await;
+    let (status, _) = keep(
+        &mut responses,
+        client
+            .post(&link2)
+            .form(&form("n@example.com", rejected_secret, csrf2))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let wrong = format!("kds_{}", "Z".repeat(43));
-    let (status, _) = keep(&mut responses, client.get(format!("{internal}/api/v1/secrets")).bearer_auth(&wrong).send().await.unwrap()).await;
+    let (status, _) = keep(
+        &mut responses,
+        client
+            .get(format!("{internal}/api/v1/secrets"))
+            .bearer_auth(&wrong)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // Unknown paths, a forged form, a bad JSON body: error pages must not echo anything secret.
-    keep(&mut responses, client.get(format!("{public}/d/{link_token}x")).send().await.unwrap()).await;
-    keep(&mut responses, client.post(&link).form(&form("n@example.com", secret, "forged".into())).send().await.unwrap()).await;
     keep(
         &mut responses,
-        client.post(format!("{internal}/api/v1/requests")).bearer_auth(&token).header("content-type", "application/json").body(format!("{{\"organization\": \"{secret}\"")).send().await.unwrap(),
+        client
+            .get(format!("{public}/d/{link_token}x"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    keep(
+        &mut responses,
+        client
+            .post(&link)
+            .form(&form("n@example.com", secret, "forged".into()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    keep(
+        &mut responses,
+        client
+            .post(format!("{internal}/api/v1/requests"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(format!("{{\"organization\": \"{secret}\""))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
 
@@ -268,20 +361,59 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
     for _ in 0..2 {
         logs.push_str(&output.recv_timeout(Duration::from_secs(10)).unwrap());
     }
-    assert!(logs.contains("TRACE") || logs.contains("trace"), "trace logging was on");
+    assert!(
+        logs.contains("TRACE") || logs.contains("trace"),
+        "trace logging was on"
+    );
     assert!(logs.contains("credential received"), "the flow was logged");
     let bearer = crate::fakes::GH_BEARER;
-    for needle in [secret, client_id, rejected_secret, bearer, &token, &token[4..], &link_token, &link_token[4..], &kek_material, &csrf, &wrong] {
+    for needle in [
+        secret,
+        client_id,
+        rejected_secret,
+        bearer,
+        &token,
+        &token[4..],
+        &link_token,
+        &link_token[4..],
+        &kek_material,
+        &csrf,
+        &wrong,
+    ] {
         assert!(!logs.contains(needle), "log leaks {needle:?}");
     }
     // A link token may appear only in the link URL itself (the create response).
-    let responses = responses.replace(&link_url, "<link url>").replace(&links[1].2, "<link url>");
-    for needle in [secret, rejected_secret, bearer, &token, &link_token, &link_token[4..], &kek_material, &wrong] {
-        assert!(!responses.contains(needle), "an HTTP response leaks {needle:?}");
+    let responses = responses
+        .replace(&link_url, "<link url>")
+        .replace(&links[1].2, "<link url>");
+    for needle in [
+        secret,
+        rejected_secret,
+        bearer,
+        &token,
+        &link_token,
+        &link_token[4..],
+        &kek_material,
+        &wrong,
+    ] {
+        assert!(
+            !responses.contains(needle),
+            "an HTTP response leaks {needle:?}"
+        );
     }
     // And at rest: the whole database.
     let dump = crate::storage::dump(&db).await;
-    for needle in [secret, rejected_secret, bearer, &token, &link_token, &kek_material] {
-        assert!(!dump.windows(needle.len()).any(|w| w == needle.as_bytes()), "the database holds {needle:?}");
+    for needle in [
+        secret,
+        rejected_secret,
+        bearer,
+        &token,
+        &link_token,
+        &kek_material,
+    ] {
+        assert!(
+            !dump.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "the database holds {needle:?}"
+        );
     }
 }

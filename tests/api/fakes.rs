@@ -61,11 +61,17 @@ impl Fake {
     pub async fn start(b: Behaviour) -> Self {
         let behaviour = Arc::new(Mutex::new(b));
         let seen = Arc::new(Seen::default());
-        let app = Router::new().fallback(handle).with_state((behaviour.clone(), seen.clone()));
+        let app = Router::new()
+            .fallback(handle)
+            .with_state((behaviour.clone(), seen.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { url, behaviour, seen }
+        Self {
+            url,
+            behaviour,
+            seen,
+        }
     }
 
     pub fn set(&self, f: impl FnOnce(&mut Behaviour)) {
@@ -92,7 +98,11 @@ impl Fake {
 }
 
 fn basic(headers: &HeaderMap) -> Option<(String, String)> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Basic ")?;
+    let v = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
     let raw = String::from_utf8(STANDARD.decode(v).ok()?).ok()?;
     let (u, p) = raw.split_once(':')?;
     Some((u.to_owned(), p.to_owned()))
@@ -104,10 +114,18 @@ fn is_basic(headers: &HeaderMap, user: &str, pass: &str) -> bool {
 
 async fn handle(State((behaviour, seen)): State<Shared>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body: Bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+    let body: Bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
     let path = parts.uri.path().to_owned();
-    seen.requests.lock().unwrap().push(format!("{} {}", parts.method, parts.uri));
-    seen.bodies.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+    seen.requests
+        .lock()
+        .unwrap()
+        .push(format!("{} {}", parts.method, parts.uri));
+    seen.bodies
+        .lock()
+        .unwrap()
+        .push(String::from_utf8_lossy(&body).into_owned());
     let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let b = behaviour.lock().unwrap().clone();
@@ -117,12 +135,23 @@ async fn handle(State((behaviour, seen)): State<Shared>, req: Request) -> Respon
     resp
 }
 
-fn answer(b: &Behaviour, seen: &Seen, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
+fn answer(
+    b: &Behaviour,
+    seen: &Seen,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
     if let Some(to) = &b.redirect_to {
         return (StatusCode::FOUND, [(header::LOCATION, to.clone())]).into_response();
     }
     if b.ip_blocked {
-        return (StatusCode::FORBIDDEN, "Request not allowed from this IP address").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "Request not allowed from this IP address",
+        )
+            .into_response();
     }
     let hits = {
         let mut h = seen.hits.lock().unwrap();
@@ -131,7 +160,12 @@ fn answer(b: &Behaviour, seen: &Seen, method: &Method, path: &str, headers: &Hea
         *n
     };
     if hits <= b.rate_limit_first {
-        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, "1")], "slow down").into_response();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "slow down",
+        )
+            .into_response();
     }
     let denied = |name: &str| b.denied.iter().any(|d| d == name);
     let ok = || (StatusCode::OK, axum::Json(json!([{"id": 1}]))).into_response();
@@ -144,20 +178,37 @@ fn answer(b: &Behaviour, seen: &Seen, method: &Method, path: &str, headers: &Hea
     if path == "/token" && method == Method::POST {
         let form = String::from_utf8_lossy(body);
         if !form.contains("grant_type=client_credentials") {
-            return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "unsupported_grant_type"}))).into_response();
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": "unsupported_grant_type"})),
+            )
+                .into_response();
         }
         if !is_basic(headers, GH_CLIENT_ID, GH_CLIENT_SECRET) {
-            return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_client"}))).into_response();
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": "invalid_client"})),
+            )
+                .into_response();
         }
-        return axum::Json(json!({"access_token": GH_BEARER, "token_type": "bearer", "expires_in": 3600})).into_response();
+        return axum::Json(
+            json!({"access_token": GH_BEARER, "token_type": "bearer", "expires_in": 3600}),
+        )
+        .into_response();
     }
     if let Some(resource) = path.strip_prefix("/v3/") {
-        let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         if bearer != Some(&format!("Bearer {GH_BEARER}")) {
             return StatusCode::UNAUTHORIZED.into_response();
         }
         if denied(resource) {
-            return (StatusCode::FORBIDDEN, axum::Json(json!({"error": "forbidden"}))).into_response();
+            return (
+                StatusCode::FORBIDDEN,
+                axum::Json(json!({"error": "forbidden"})),
+            )
+                .into_response();
         }
         return status(ok());
     }
@@ -175,12 +226,20 @@ fn answer(b: &Behaviour, seen: &Seen, method: &Method, path: &str, headers: &Hea
             }
             return status(ok());
         }
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "Invalid Basic Auth credentials"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"message": "Invalid Basic Auth credentials"})),
+        )
+            .into_response();
     }
     if method == Method::POST && !path.starts_with("/api/") {
         // Ashby RPC-style endpoints.
         if !is_basic(headers, ASHBY_KEY, "") {
-            return (StatusCode::UNAUTHORIZED, axum::Json(json!({"success": false, "errors": ["invalid_api_key"]}))).into_response();
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"success": false, "errors": ["invalid_api_key"]})),
+            )
+                .into_response();
         }
         let endpoint = path.trim_start_matches('/');
         if endpoint != "apiKey.info" && denied(endpoint) {

@@ -12,10 +12,14 @@ use sqlx::PgPool;
 use std::time::{Duration, Instant};
 
 #[sqlx::test]
-async fn sigkill_during_a_burst_of_submissions_loses_no_receipted_secret_and_leaves_no_partial_row(db: PgPool) {
+async fn sigkill_during_a_burst_of_submissions_loses_no_receipted_secret_and_leaves_no_partial_row(
+    db: PgPool,
+) {
     let url = database_url(&db);
     let keks = new_kek("crash");
-    let (ok, token, _) = crate::binary::run(keydrop(&url, &keks).args(["token", "create", "--name", "ops", "--scope", "admin"]));
+    let (ok, token, _) = crate::binary::run(
+        keydrop(&url, &keks).args(["token", "create", "--name", "ops", "--scope", "admin"]),
+    );
     assert!(ok);
     let token = token.trim().to_owned();
     let (child, public, internal, _logs) = serve(keydrop(&url, &keks));
@@ -39,13 +43,24 @@ async fn sigkill_during_a_burst_of_submissions_loses_no_receipted_secret_and_lea
     for c in 0..8 {
         let link = link.clone();
         clients.push(tokio::spawn(async move {
-            let browser = reqwest::Client::builder().cookie_store(true).build().unwrap();
-            let Ok(page) = browser.get(&link).send().await else { return Vec::new() };
+            let browser = reqwest::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap();
+            let Ok(page) = browser.get(&link).send().await else {
+                return Vec::new();
+            };
             let csrf = csrf_from(&page.text().await.unwrap());
             let mut receipts = Vec::new();
             for i in 0..200 {
                 let secret = format!("crash-secret-{c}-{i}");
-                let form = [("csrf_token", csrf.as_str()), ("submitter_name", "C"), ("submitter_email", "c@example.com"), ("label", "L"), ("secret", secret.as_str())];
+                let form = [
+                    ("csrf_token", csrf.as_str()),
+                    ("submitter_name", "C"),
+                    ("submitter_email", "c@example.com"),
+                    ("label", "L"),
+                    ("secret", secret.as_str()),
+                ];
                 match browser.post(&link).form(&form).send().await {
                     Ok(r) if r.status() == StatusCode::OK => match r.text().await {
                         Ok(html) => receipts.push((reference_from(&html), secret)),
@@ -58,14 +73,19 @@ async fn sigkill_during_a_burst_of_submissions_loses_no_receipted_secret_and_lea
         }));
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
     let mut receipted = Vec::new();
     for c in clients {
         receipted.extend(c.await.unwrap());
     }
     let mut child = child;
     let _ = child.wait();
-    assert!(!receipted.is_empty(), "some submissions completed before the kill");
+    assert!(
+        !receipted.is_empty(),
+        "some submissions completed before the kill"
+    );
 
     // Restart on the same database: every receipted secret reveals, exactly.
     let (child, _, internal, _logs) = serve(keydrop(&url, &keks));
@@ -108,27 +128,58 @@ async fn a_read_only_database_answers_clear_503s_and_stores_nothing(db: PgPool) 
     let app = spawn_app(db.clone()).await;
     let (_, link) = app.create_link("generic").await;
     let csrf = app.open_form(&link).await;
-    let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&db).await.unwrap();
-    sqlx::query(&format!("ALTER DATABASE \"{name}\" SET default_transaction_read_only = on")).execute(&db).await.unwrap();
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{name}\" SET default_transaction_read_only = on"
+    ))
+    .execute(&db)
+    .await
+    .unwrap();
     sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
         .execute(&db)
         .await
         .unwrap();
 
     let resp = app
-        .submit(&link, &[("csrf_token", &csrf), ("submitter_name", "A"), ("submitter_email", "a@b.co"), ("label", "l"), ("secret", "read-only-secret")])
+        .submit(
+            &link,
+            &[
+                ("csrf_token", &csrf),
+                ("submitter_name", "A"),
+                ("submitter_email", "a@b.co"),
+                ("label", "l"),
+                ("secret", "read-only-secret"),
+            ],
+        )
         .await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let html = resp.text().await.unwrap();
     assert!(html.contains("Nothing was stored") && !html.contains("read-only-secret"));
-    let resp = app.post("/api/v1/requests", &app.admin, Some(serde_json::json!({"organization": "X", "provider": "lever"}))).await;
+    let resp = app
+        .post(
+            "/api/v1/requests",
+            &app.admin,
+            Some(serde_json::json!({"organization": "X", "provider": "lever"})),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "unavailable");
 
     let mut conn = db.acquire().await.unwrap();
-    sqlx::query("SET default_transaction_read_only = off").execute(&mut *conn).await.unwrap();
-    sqlx::query(&format!("ALTER DATABASE \"{name}\" RESET default_transaction_read_only")).execute(&mut *conn).await.unwrap();
+    sqlx::query("SET default_transaction_read_only = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{name}\" RESET default_transaction_read_only"
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
     assert_eq!(app.count("secrets").await, 0);
 }
 
@@ -142,20 +193,34 @@ async fn an_exhausted_connection_pool_answers_503_quickly_instead_of_hanging(db:
         .unwrap();
     let kek = new_kek("pool");
     let config: Config = test_config(&[]);
-    let app = Application::build(config, Keyring::parse(&kek).unwrap(), small.clone()).await.unwrap();
+    let app = Application::build(config, Keyring::parse(&kek).unwrap(), small.clone())
+        .await
+        .unwrap();
     let internal = format!("http://{}", app.internal_addr());
     let public = format!("http://{}", app.public_addr());
     tokio::spawn(app.run_until(std::future::pending()));
     let token = create_token(&db, "pool-admin", "admin").await;
 
-    let _held = (small.acquire().await.unwrap(), small.acquire().await.unwrap());
+    let _held = (
+        small.acquire().await.unwrap(),
+        small.acquire().await.unwrap(),
+    );
     let api = reqwest::Client::new();
     let started = Instant::now();
-    let resp = api.get(format!("{internal}/api/v1/secrets")).bearer_auth(&token).send().await.unwrap();
+    let resp = api
+        .get(format!("{internal}/api/v1/secrets"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "unavailable");
-    let page = api.get(format!("{public}/d/kdl_{}", "A".repeat(43))).send().await.unwrap();
+    let page = api
+        .get(format!("{public}/d/kdl_{}", "A".repeat(43)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(started.elapsed() < Duration::from_secs(10), "no hang");
     let ready = api.get(format!("{internal}/readyz")).send().await.unwrap();

@@ -234,16 +234,25 @@ async fn shred(
 }
 
 /// Re-runs the provider's live check and stores the result.
-async fn check(State(state): State<AppState>, staff: Staff, Path(id): Path<String>) -> Result<Json<SecretMeta>, ApiError> {
+async fn check(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<Json<SecretMeta>, ApiError> {
     use crate::service::checks::{recheck, RecheckError};
     staff.require(Scope::Reveal)?;
     let id = parse_id(&id, NOT_FOUND)?;
     match recheck(&state.db, &state.keyring, &state.checker, &staff.actor, id).await {
         Ok((meta, _)) => Ok(Json(meta)),
         Err(RecheckError::NotFound) => Err(ApiError::NotFound(NOT_FOUND)),
-        Err(RecheckError::Shredded) => Err(ApiError::conflict("shredded", "this secret was shredded; there is nothing to check")),
+        Err(RecheckError::Shredded) => Err(ApiError::conflict(
+            "shredded",
+            "this secret was shredded; there is nothing to check",
+        )),
         Err(RecheckError::KekUnavailable(k)) => Err(ApiError::KekUnavailable(k)),
-        Err(RecheckError::Crypto(e)) => Err(ApiError::Internal(anyhow::anyhow!("secret {id} failed to decrypt: {e}"))),
+        Err(RecheckError::Crypto(e)) => Err(ApiError::Internal(anyhow::anyhow!(
+            "secret {id} failed to decrypt: {e}"
+        ))),
         Err(RecheckError::Db(e)) => Err(e.into()),
     }
 }
