@@ -236,3 +236,68 @@ mod tests {
         assert_eq!(ring.active().id().as_str(), "fresh");
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn id() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9._-]{1,64}"
+    }
+
+    proptest! {
+        #[test]
+        fn any_input_parses_or_fails_without_panicking(s in any::<String>()) {
+            let _ = Keyring::parse(&s);
+        }
+
+        /// Distinct ids with 32-byte keys, separated by commas or newlines with
+        /// stray spaces and comment lines, always make a ring: first one active.
+        #[test]
+        fn well_formed_rings_parse_in_order(
+            keys in prop::collection::btree_map(id(), any::<[u8; 32]>(), 1..6),
+            order in any::<prop::sample::Index>(),
+            sep in prop::sample::select(vec![",", "\n", " , ", "\n# old keys\n", "\r\n"]),
+        ) {
+            let mut entries: Vec<(String, [u8; 32])> = keys.into_iter().collect();
+            let first = order.index(entries.len());
+            entries.swap(0, first);
+            let spec: Vec<String> = entries.iter().map(|(i, k)| format!(" {i} = {} ", STANDARD.encode(k))).collect();
+            let ring = Keyring::parse(&spec.join(sep)).unwrap();
+            prop_assert_eq!(ring.active().id().as_str(), entries[0].0.as_str());
+            prop_assert_eq!(ring.iter().count(), entries.len());
+            for (i, _) in &entries {
+                prop_assert!(ring.get(i).is_some());
+            }
+        }
+
+        /// A key of any other length is refused, and the message never
+        /// contains the key (only the id and the length).
+        #[test]
+        fn keys_of_the_wrong_length_are_refused_without_echoing_them(
+            kid in id(),
+            key in prop::collection::vec(any::<u8>(), 0..80).prop_filter("not 32", |k| k.len() != 32),
+        ) {
+            let b64 = STANDARD.encode(&key);
+            let err = Keyring::parse(&format!("{kid}={b64}")).unwrap_err();
+            prop_assert_eq!(&err, &KeyringError::BadLength { id: kid.clone(), len: key.len() });
+            if b64.len() >= 8 {
+                prop_assert!(!err.to_string().contains(&b64));
+            }
+        }
+
+        #[test]
+        fn a_repeated_id_is_refused(kid in id(), a in any::<[u8; 32]>(), b in any::<[u8; 32]>()) {
+            let spec = format!("{kid}={},{kid}={}", STANDARD.encode(a), STANDARD.encode(b));
+            prop_assert_eq!(Keyring::parse(&spec).unwrap_err(), KeyringError::Duplicate(kid));
+        }
+
+        #[test]
+        fn kek_ids_accept_exactly_the_documented_alphabet(s in any::<String>()) {
+            let ok = (1..=64).contains(&s.len())
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b));
+            prop_assert_eq!(KekId::parse(&s).is_some(), ok);
+        }
+    }
+}

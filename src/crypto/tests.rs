@@ -207,3 +207,72 @@ fn a_canary_only_checks_with_the_key_that_made_it() {
 fn aad_encoding_is_unambiguous() {
     assert_ne!(encode_aad(&[b"ab", b"c"]), encode_aad(&[b"a", b"bc"]));
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn envelope() -> impl Strategy<Value = Envelope> {
+        (
+            any::<i16>(),
+            prop::sample::select(vec!["a", "b", "other", ""]),
+            prop::collection::vec(any::<u8>(), 0..120),
+            prop::collection::vec(any::<u8>(), 0..120),
+        )
+            .prop_map(|(format_version, kek, payload, wrapped_dek)| Envelope {
+                format_version,
+                kek_id: kek.to_owned(),
+                payload,
+                wrapped_dek,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn any_plaintext_seals_and_opens_for_its_own_row_only(
+            plaintext in prop::collection::vec(any::<u8>(), 0..2048),
+            id in any::<u128>(),
+            other in any::<u128>(),
+            provider in "[a-z-]{0,20}",
+        ) {
+            let r = ring(&[("a", 1), ("b", 2)]);
+            let ctx = Context { secret_id: Uuid::from_u128(id), provider: &provider };
+            let env = seal(&r, ctx, &plaintext).unwrap();
+            prop_assert_eq!(&open(&r, ctx, &env).unwrap()[..], &plaintext[..]);
+            prop_assert_eq!(env.payload.len(), 12 + plaintext.len() + 16);
+            if other != id {
+                let moved = Context { secret_id: Uuid::from_u128(other), ..ctx };
+                prop_assert_eq!(open(&r, moved, &env), Err(CryptoError::Authentication));
+            }
+            let relabelled = Context { provider: "generic", ..ctx };
+            if provider != "generic" {
+                prop_assert_eq!(open(&r, relabelled, &env), Err(CryptoError::Authentication));
+            }
+        }
+
+        /// Arbitrary rows from a hostile database: always an error, never a panic.
+        #[test]
+        fn open_rejects_arbitrary_envelopes_without_panicking(env in envelope(), id in any::<u128>()) {
+            let r = ring(&[("a", 1), ("b", 2)]);
+            let ctx = Context { secret_id: Uuid::from_u128(id), provider: "greenhouse" };
+            prop_assert!(open(&r, ctx, &env).is_err());
+            prop_assert!(rewrap(&r, ctx.secret_id, &env).is_err());
+        }
+
+        #[test]
+        fn any_single_byte_change_is_detected(
+            plaintext in prop::collection::vec(any::<u8>(), 0..256),
+            in_payload in any::<bool>(),
+            at in any::<prop::sample::Index>(),
+            xor in 1u8..=255,
+        ) {
+            let r = ring(&[("a", 1)]);
+            let ctx = ctx(Uuid::from_u128(7));
+            let mut env = seal(&r, ctx, &plaintext).unwrap();
+            let blob = if in_payload { &mut env.payload } else { &mut env.wrapped_dek };
+            let i = at.index(blob.len());
+            blob[i] ^= xor;
+            prop_assert_eq!(open(&r, ctx, &env), Err(CryptoError::Authentication));
+        }
+    }
+}

@@ -120,3 +120,45 @@ mod tests {
         assert_eq!(HumanDuration::parse("61s").unwrap().to_string(), "61s");
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const UNITS: [(char, u64); 5] = [
+        ('s', 1),
+        ('m', 60),
+        ('h', 3600),
+        ('d', 86_400),
+        ('w', 604_800),
+    ];
+
+    proptest! {
+        #[test]
+        fn any_input_parses_to_a_bounded_positive_duration_or_an_error(s in any::<String>()) {
+            if let Ok(d) = HumanDuration::parse(&s) {
+                let secs = d.as_std().as_secs();
+                prop_assert!(secs > 0 && secs <= MAX_SECS);
+                prop_assert!(s.trim().bytes().all(|b| b.is_ascii_digit() || b"smhdw".contains(&b)));
+            }
+        }
+
+        #[test]
+        fn number_unit_sequences_add_up(parts in prop::collection::vec((0u64..5000, 0usize..5), 1..5)) {
+            let text: String = parts.iter().map(|(n, u)| format!("{n}{}", UNITS[*u].0)).collect();
+            let total: u64 = parts.iter().map(|(n, u)| n * UNITS[*u].1).sum();
+            match HumanDuration::parse(&text) {
+                Ok(d) => prop_assert_eq!(d.as_std().as_secs(), total),
+                Err(_) => prop_assert!(total == 0 || total > MAX_SECS, "{text} = {total}s refused"),
+            }
+        }
+
+        #[test]
+        fn display_parses_back_to_the_same_duration(secs in 1..=MAX_SECS) {
+            let d = HumanDuration(std::time::Duration::from_secs(secs));
+            prop_assert_eq!(HumanDuration::parse(&d.to_string()).unwrap(), d);
+            prop_assert_eq!(d.as_chrono().num_seconds(), secs as i64);
+        }
+    }
+}

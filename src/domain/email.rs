@@ -108,3 +108,45 @@ mod tests {
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(65))).is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Ordinary addresses: dotted local part, subdomains, a letter TLD.
+    const ADDRESS: &str = "[a-z0-9_+-]{1,20}(\\.[a-z0-9]{1,10})?@[a-z0-9]{1,15}(-[a-z0-9]{1,5})?(\\.[a-z0-9]{1,10}){0,2}\\.[a-z]{2,6}";
+
+    proptest! {
+        #[test]
+        fn any_accepted_input_is_a_trimmed_plain_ascii_address(s in any::<String>()) {
+            if let Ok(e) = Email::parse(&s) {
+                let a = e.as_str();
+                prop_assert_eq!(a, s.trim());
+                prop_assert!(a.is_ascii() && a.len() <= 254);
+                prop_assert!(!a.bytes().any(|b| b.is_ascii_whitespace() || b"<>\"\\();:,[]".contains(&b)));
+                prop_assert_eq!(a.matches('@').count(), 1);
+            }
+        }
+
+        #[test]
+        fn ordinary_addresses_are_accepted_verbatim(a in ADDRESS) {
+            prop_assert_eq!(Email::parse(&a).map(|e| e.to_string()), Ok(a.clone()));
+        }
+
+        /// Look-alike letters (Cyrillic, Greek, accents, fullwidth) anywhere are refused.
+        #[test]
+        fn a_non_ascii_character_anywhere_is_refused(a in ADDRESS, at in any::<prop::sample::Index>(), c in "[^\\x00-\\x7f]") {
+            let i = at.index(a.len() + 1);
+            let spoofed = format!("{}{c}{}", &a[..i], &a[i..]);
+            prop_assert!(Email::parse(&spoofed).is_err(), "{spoofed}");
+        }
+
+        #[test]
+        fn whitespace_or_markup_inside_is_refused(a in ADDRESS, at in any::<prop::sample::Index>(), c in "[ \\t\\n<>\"]") {
+            let i = 1 + at.index(a.len() - 1);
+            let bad = format!("{}{c}{}", &a[..i], &a[i..]);
+            prop_assert!(Email::parse(&bad).is_err(), "{bad:?}");
+        }
+    }
+}

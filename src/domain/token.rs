@@ -142,3 +142,45 @@ mod tests {
         assert!(!format!("{d:?}{:?}", d.hash()).contains(d.expose()));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn only_the_exact_shape_parses(s in prop_oneof![
+            "(kdl_|kds_|kdl|kdlx|KDL_)[A-Za-z0-9_\\-]{42,44}",
+            "(kdl_|kds_|)[A-Za-z0-9_\\-+/=. ]{0,50}",
+        ]) {
+            let shaped = |p: &str| {
+                s.strip_prefix(p).is_some_and(|r| {
+                    r.len() == 43 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+            };
+            prop_assert_eq!(DropToken::parse(&s).is_some(), shaped("kdl_"));
+            prop_assert_eq!(StaffSecret::parse(&s).is_some(), shaped("kds_"));
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(s in any::<String>()) {
+            let _ = DropToken::parse(&s);
+            let _ = StaffSecret::parse(&s);
+        }
+
+        #[test]
+        fn every_256_bit_token_parses_hashes_stably_and_stays_out_of_debug(bytes in any::<[u8; 32]>(), other in any::<[u8; 32]>()) {
+            let raw = format!("kdl_{}", URL_SAFE_NO_PAD.encode(bytes));
+            let t = DropToken::parse(&raw).unwrap();
+            prop_assert_eq!(t.hash(), TokenHash::of(&raw));
+            let debug = format!("{t:?}{:?}", t.hash());
+            prop_assert!(!debug.contains(&raw[4..]));
+            prop_assert!(StaffSecret::parse(&raw).is_none(), "a link token is never a staff token");
+            if other != bytes {
+                let o = DropToken::parse(&format!("kdl_{}", URL_SAFE_NO_PAD.encode(other))).unwrap();
+                prop_assert_ne!(o.hash(), t.hash());
+            }
+        }
+    }
+}

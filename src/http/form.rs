@@ -106,3 +106,83 @@ mod tests {
         assert!(d.contains("api_key") && !d.contains("topsecretvalue"));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// Text biased towards the characters that matter to the encoding.
+    fn text() -> impl Strategy<Value = String> {
+        let special = prop::sample::select(vec![
+            '&', '=', '+', '%', ' ', ';', '#', '\n', '\0', 'é', '€', '🔑',
+        ]);
+        prop::collection::vec(
+            prop_oneof![2 => prop::char::range('a', 'z'), 2 => special, 1 => any::<char>()],
+            0..24,
+        )
+        .prop_map(String::from_iter)
+    }
+
+    fn fields() -> impl Strategy<Value = HashMap<String, String>> {
+        prop::collection::hash_map(text(), text(), 0..=MAX_FIELDS)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Form::parse(&body);
+        }
+
+        #[test]
+        fn form_shaped_noise_never_panics(body in "([a-z%+=&]|%[0-9A-Fa-f]{2}|%[^0-9A-Fa-f]){0,200}") {
+            let _ = Form::parse(body.as_bytes());
+        }
+
+        /// What a browser sends (the WHATWG urlencoded serializer: `+` for
+        /// space) parses back to exactly the same fields and values.
+        #[test]
+        fn browser_encoded_forms_roundtrip(fields in fields()) {
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(fields.iter())
+                .finish();
+            let form = Form::parse(body.as_bytes()).unwrap();
+            for (k, v) in &fields {
+                prop_assert_eq!(form.get(k), Some(v.as_str()));
+            }
+        }
+
+        /// Fully percent-encoded (`%20` for space) forms roundtrip too.
+        #[test]
+        fn percent_encoded_forms_roundtrip(fields in fields()) {
+            let body: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, NON_ALPHANUMERIC), utf8_percent_encode(v, NON_ALPHANUMERIC)))
+                .collect();
+            let form = Form::parse(body.join("&").as_bytes()).unwrap();
+            for (k, v) in &fields {
+                prop_assert_eq!(form.get(k), Some(v.as_str()));
+            }
+        }
+
+        #[test]
+        fn a_repeated_name_is_always_refused(name in text(), a in text(), b in text()) {
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair(&name, &a)
+                .append_pair(&name, &b)
+                .finish();
+            prop_assert!(matches!(Form::parse(body.as_bytes()), Err(FormError::Duplicate(_))));
+        }
+
+        /// A value that is not UTF-8 after decoding is refused, never patched up.
+        #[test]
+        fn invalid_utf8_in_a_value_is_refused(prefix in "[a-z]{0,10}", bad in 0x80u8..=0xBF) {
+            let body = format!("f={prefix}%{bad:02X}");
+            prop_assert_eq!(Form::parse(body.as_bytes()).unwrap_err(), FormError::InvalidUtf8);
+        }
+    }
+}

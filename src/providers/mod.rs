@@ -198,3 +198,53 @@ mod tests {
         assert_eq!(domain.validate(Some("acme")).unwrap(), Some("acme"));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn every_field() -> impl Strategy<Value = &'static Field> {
+        let all: Vec<&'static Field> = PROVIDERS.iter().flat_map(|p| p.fields.iter()).collect();
+        prop::sample::select(all)
+    }
+
+    proptest! {
+        /// Whatever is pasted, validation answers (never panics), and an
+        /// accepted value is the trimmed input obeying the field's rule.
+        #[test]
+        fn accepted_values_are_trimmed_bounded_and_of_the_right_kind(f in every_field(), v in any::<String>()) {
+            match f.validate(Some(&v)) {
+                Ok(Some(ok)) => {
+                    prop_assert_eq!(ok, v.trim());
+                    prop_assert!(!ok.is_empty() && ok.chars().count() <= f.max_len);
+                    let kind_ok = match f.kind {
+                        FieldKind::Text => !ok.chars().any(char::is_control),
+                        FieldKind::Token => ok.bytes().all(|b| b.is_ascii_graphic()),
+                        FieldKind::Numeric => ok.bytes().all(|b| b.is_ascii_digit()),
+                        FieldKind::Subdomain => ok.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                    };
+                    prop_assert!(kind_ok);
+                }
+                Ok(None) => prop_assert!(!f.required && v.trim().is_empty()),
+                Err(msg) => prop_assert!(!msg.is_empty()),
+            }
+        }
+
+        /// Error messages name the field, never the value (values may be secrets).
+        #[test]
+        fn messages_never_quote_the_value(f in every_field(), v in "Zq9[A-Za-z0-9 !-~]{5,400}") {
+            if let Err(msg) = f.validate(Some(&v)) {
+                prop_assert!(!msg.contains(v.trim()), "{msg}");
+            }
+        }
+
+        #[test]
+        fn the_fingerprint_is_at_most_four_trailing_characters(v in any::<String>()) {
+            let p = find("lever").unwrap();
+            let fp = p.fingerprint_of(&v);
+            prop_assert!(v.ends_with(fp));
+            prop_assert_eq!(fp.chars().count(), v.chars().count().min(4));
+        }
+    }
+}
