@@ -131,7 +131,8 @@ mod tests {
     #[test]
     fn every_field_changes_the_hash() {
         let base = seal_hash(&GENESIS, &event());
-        let variants: Vec<Box<dyn Fn(&mut ChainEvent)>> = vec![
+        type Change = Box<dyn Fn(&mut ChainEvent)>;
+        let variants: Vec<Change> = vec![
             Box::new(|e| e.id = 2),
             Box::new(|e| e.txid = 701),
             Box::new(|e| e.occurred_at += chrono::Duration::microseconds(1)),

@@ -94,7 +94,7 @@ pub async fn deliver_due(db: &PgPool, cfg: &WebhookConfig, http: &Client) -> any
                 let age = (Utc::now() - c.created_at).to_std().unwrap_or_default();
                 let wait = backoff(cfg, c.attempts, random_u64());
                 let retry =
-                    (configured && age + wait < cfg.retry_window).then(|| wait.as_secs_f64());
+                    (configured && age + wait < cfg.retry_window).then_some(wait.as_secs_f64());
                 let origin = Url(&c.endpoint);
                 if retry.is_some() {
                     tracing::warn!(webhook_id = %message_id(c.message_id), endpoint = %origin, attempt = c.attempts, %error, retry_in_secs = wait.as_secs(), "webhook delivery failed; will retry");
