@@ -92,6 +92,7 @@ pub async fn purge(
                     })),
             )
             .await?;
+            crate::webhooks::enqueue_shredded(&mut tx, secret.id, "retention").await?;
             match secret.reason {
                 ShredReason::Ingested => batch.shredded_ingested += 1,
                 ShredReason::Unclaimed => batch.shredded_unclaimed += 1,

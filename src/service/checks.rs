@@ -79,6 +79,16 @@ pub async fn recheck(
             .detail(json!({ "provider": provider.id, "status": result.status, "missing": result.missing })),
     )
     .await?;
+    // check.failed webhook when the credential is invalid or lacks permissions.
+    crate::webhooks::enqueue_check(
+        &mut tx,
+        id,
+        meta.request_id,
+        &meta.organization,
+        provider.id,
+        &result,
+    )
+    .await?;
     tx.commit().await?;
     let meta = secrets::get(db, id).await?.ok_or(RecheckError::NotFound)?;
     Ok((meta, result))

@@ -130,6 +130,19 @@ pub async fn enqueue_submission(
         },
     )
     .await?;
+    enqueue_check(tx, secret_id, request_id, organization, provider, check).await
+}
+
+/// `check.failed` if `check` found the credential invalid or missing
+/// permissions; nothing otherwise. For the live-check code, in its transaction.
+pub async fn enqueue_check(
+    tx: &mut PgConnection,
+    secret_id: Uuid,
+    request_id: Uuid,
+    organization: &str,
+    provider: &str,
+    check: &CheckResult,
+) -> sqlx::Result<()> {
     if matches!(
         check.status,
         CheckStatus::Invalid | CheckStatus::MissingPermissions
@@ -147,6 +160,30 @@ pub async fn enqueue_submission(
         )
         .await?;
     }
+    Ok(())
+}
+
+/// `secret.shredded` for a secret shredded by something other than a staff
+/// request (retention passes `"retention"`); reads the metadata it announces.
+pub async fn enqueue_shredded(
+    tx: &mut PgConnection,
+    secret_id: Uuid,
+    shredded_by: &str,
+) -> sqlx::Result<()> {
+    let Some(meta) = crate::store::secrets::get(&mut *tx, secret_id).await? else {
+        return Ok(());
+    };
+    enqueue(
+        &mut *tx,
+        &Event::SecretShredded {
+            secret_id,
+            request_id: meta.request_id,
+            organization: &meta.organization,
+            provider: &meta.provider,
+            shredded_by,
+        },
+    )
+    .await?;
     Ok(())
 }
 

@@ -340,3 +340,80 @@ async fn without_endpoints_nothing_piles_up(db: PgPool) {
     }
     assert_eq!(app.count("webhook_deliveries").await, 0);
 }
+
+/// `(type, secret_id)` of every outbox message, oldest first.
+async fn outbox(db: &PgPool) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT event_type, payload->'data'->>'secret_id' FROM webhook_messages ORDER BY created_at")
+        .fetch_all(db)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn failed_live_checks_and_retention_shredding_are_announced(db: PgPool) {
+    use crate::fakes::*;
+    let fake = Fake::start(Behaviour {
+        denied: vec!["users".into()],
+        ..Default::default()
+    })
+    .await;
+    let app = spawn_app_env(db.clone(), &fake.env()).await;
+    let (_, link) = app.create_link("greenhouse").await;
+    let csrf = app.open_form(&link).await;
+    let resp = app
+        .submit(
+            &link,
+            &[
+                ("csrf_token", &csrf),
+                ("submitter_name", "Jane"),
+                ("submitter_email", "jane@acme.example.com"),
+                ("client_id", GH_CLIENT_ID),
+                ("client_secret", GH_CLIENT_SECRET),
+            ],
+        )
+        .await;
+    let id = reference_from(&resp.text().await.unwrap());
+    let s = |t: &str| (t.to_owned(), id.clone());
+    assert_eq!(
+        outbox(&db).await,
+        [s("submission.received"), s("check.failed")]
+    );
+
+    // A re-check that still fails announces again; one that passes does not.
+    app.post(&format!("/api/v1/secrets/{id}/check"), &app.admin, None)
+        .await;
+    fake.set(|b| b.denied.clear());
+    app.post(&format!("/api/v1/secrets/{id}/check"), &app.admin, None)
+        .await;
+    assert_eq!(
+        outbox(&db).await,
+        [
+            s("submission.received"),
+            s("check.failed"),
+            s("check.failed")
+        ]
+    );
+    let all: Vec<String> = sqlx::query_scalar("SELECT payload::text FROM webhook_messages")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    assert!(all.iter().all(|p| !p.contains(GH_CLIENT_SECRET)));
+
+    // Retention shreds an unclaimed secret: announced with shredded_by "retention".
+    let policy = keydrop::ops::retention::Policy {
+        after_ingested: None,
+        unclaimed_after: Some(Duration::from_secs(1)),
+    };
+    let later = chrono::Utc::now() + chrono::Duration::days(1);
+    let actor = keydrop::store::audit::Actor::cli();
+    keydrop::ops::retention::purge(&db, &policy, later, &actor)
+        .await
+        .unwrap();
+    let by: String = sqlx::query_scalar(
+        "SELECT payload->'data'->>'shredded_by' FROM webhook_messages WHERE event_type = 'secret.shredded'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(by, "retention");
+}
