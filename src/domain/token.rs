@@ -49,64 +49,62 @@ fn well_formed(s: &str, prefix: &str) -> bool {
     })
 }
 
-/// The secret part of a drop link: 256 random bits.
-pub struct DropToken(SecretString);
+/// What a bearer token is for; fixes its prefix (which also lets secret
+/// scanners recognise a leaked token).
+pub trait TokenKind {
+    const PREFIX: &'static str;
+    const NAME: &'static str;
+}
 
-impl DropToken {
+/// Marker for drop-link tokens (`kdl_…`).
+#[derive(Debug)]
+pub enum Link {}
+/// Marker for staff tokens (`kds_…`).
+#[derive(Debug)]
+pub enum Staff {}
+
+impl TokenKind for Link {
     const PREFIX: &'static str = "kdl_";
+    const NAME: &'static str = "DropToken";
+}
 
+impl TokenKind for Staff {
+    const PREFIX: &'static str = "kds_";
+    const NAME: &'static str = "StaffSecret";
+}
+
+/// A bearer token: a prefix and 256 random bits, base64url.
+pub struct Token<K: TokenKind>(SecretString, std::marker::PhantomData<K>);
+
+/// The secret part of a drop link.
+pub type DropToken = Token<Link>;
+/// A staff bearer token.
+pub type StaffSecret = Token<Staff>;
+
+impl<K: TokenKind> Token<K> {
     pub fn generate() -> Self {
-        Self(random_token(Self::PREFIX))
+        Self(random_token(K::PREFIX), std::marker::PhantomData)
     }
 
     /// Accepts only well-formed tokens, so junk never reaches the database.
     pub fn parse(s: &str) -> Option<Self> {
-        well_formed(s, Self::PREFIX).then(|| Self(SecretString::from(s.to_owned())))
+        well_formed(s, K::PREFIX)
+            .then(|| Self(SecretString::from(s.to_owned()), std::marker::PhantomData))
     }
 
     pub fn hash(&self) -> TokenHash {
         TokenHash::of(self.0.expose_secret())
     }
 
-    /// The raw token, for building the link URL only.
+    /// The raw token: to build a link URL, or to print a staff token once.
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }
 }
 
-impl fmt::Debug for DropToken {
+impl<K: TokenKind> fmt::Debug for Token<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DropToken([redacted])")
-    }
-}
-
-/// A staff bearer token.
-pub struct StaffSecret(SecretString);
-
-impl StaffSecret {
-    const PREFIX: &'static str = "kds_";
-
-    pub fn generate() -> Self {
-        Self(random_token(Self::PREFIX))
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        well_formed(s, Self::PREFIX).then(|| Self(SecretString::from(s.to_owned())))
-    }
-
-    pub fn hash(&self) -> TokenHash {
-        TokenHash::of(self.0.expose_secret())
-    }
-
-    /// The raw token, to print once when it is created.
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-}
-
-impl fmt::Debug for StaffSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("StaffSecret([redacted])")
+        write!(f, "{}([redacted])", K::NAME)
     }
 }
 
