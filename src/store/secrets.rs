@@ -179,9 +179,13 @@ pub async fn set_status(tx: &mut PgConnection, id: Uuid, status: &str) -> sqlx::
 
 /// Records the latest live-check result of a secret.
 pub async fn set_check(db: impl PgExecutor<'_>, id: Uuid, result: &Value) -> sqlx::Result<()> {
-    sqlx::query!("UPDATE secrets SET check_result = $2 WHERE id = $1", id, result)
-        .execute(db)
-        .await?;
+    sqlx::query!(
+        "UPDATE secrets SET check_result = $2 WHERE id = $1",
+        id,
+        result
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }
 

@@ -77,8 +77,13 @@ pub async fn spawn_app_env(db: PgPool, extra: &[(&str, String)]) -> TestApp {
     let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let config = test_config(&extra);
     // A fresh id, so a second app on the same database never collides with the first's canary.
-    let kek = new_kek(&format!("env-kek-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
-    let app = Application::build(config, Keyring::parse(&kek).unwrap(), db.clone()).await.unwrap();
+    let kek = new_kek(&format!(
+        "env-kek-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    let app = Application::build(config, Keyring::parse(&kek).unwrap(), db.clone())
+        .await
+        .unwrap();
     let public = format!("http://{}", app.public_addr());
     let internal = format!("http://{}", app.internal_addr());
     spawn_built(app, db, &kek, public, internal).await
