@@ -73,10 +73,9 @@ pub const INTERNAL_BODY_LIMIT: usize = 256 * 1024;
 /// Drop pages, static assets and health checks.
 pub fn public_router(state: AppState) -> Router {
     let https = state.config.is_https();
-    let rate_limit = state.config.rate_limit;
     let proxies = Arc::new(state.config.proxies.clone());
     let router = Router::new()
-        .merge(public::router(rate_limit))
+        .merge(public::router(&state))
         .merge(health::router())
         .fallback(public::not_found)
         .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT))

@@ -5,9 +5,8 @@ use super::csrf::check_origin;
 use super::error::PageError;
 use super::form::Form;
 use super::pages::{render, DropPage, ErrorPage, FieldView, FormError, ReceiptPage};
-use super::throttle::retry_after_secs;
+use super::throttle::{retry_after_secs, OncePerWindow};
 use super::AppState;
-use crate::config::RateLimit;
 use crate::domain::{DropToken, Email};
 use crate::providers::{self, Check, CheckResult, CheckStatus, Provider};
 use crate::service::checks::{recheck, RecheckError};
@@ -30,9 +29,9 @@ use std::sync::Arc;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::{GovernorError, GovernorLayer};
 
-pub fn router(rate_limit: Option<RateLimit>) -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     let routes = Router::new().route("/d/{token}", get(show).post(submit));
-    let Some(limit) = rate_limit else {
+    let Some(limit) = state.config.rate_limit else {
         return routes;
     };
     let config = GovernorConfigBuilder::default()
@@ -53,7 +52,32 @@ pub fn router(rate_limit: Option<RateLimit>) -> Router<AppState> {
             }
         }
     });
-    routes.layer(GovernorLayer::new(config).error_handler(too_many_requests))
+    let once = Arc::new(OncePerWindow::new(limit.per));
+    let db = state.db.clone();
+    routes
+        .layer(GovernorLayer::new(config).error_handler(too_many_requests))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let (once, db) = (once.clone(), db.clone());
+                async move {
+                    let ip = req.extensions().get::<ClientIp>().copied();
+                    let resp = next.run(req).await;
+                    // Audit a client's first rate-limited request per window, not every one:
+                    // a flood must not turn into a flood of database writes.
+                    if let Some(ip) = ip.filter(|ip| {
+                        resp.status() == StatusCode::TOO_MANY_REQUESTS && once.first(ip.0)
+                    }) {
+                        let actor = Actor::public(Some(ip.0.to_string()));
+                        let event = NewEvent::failure(&actor, "rate_limited", "denied")
+                            .detail(json!({ "limit": "drop_pages" }));
+                        if let Err(e) = audit::record(&db, event).await {
+                            tracing::warn!(error = %e, "could not audit a rate-limited request");
+                        }
+                    }
+                    resp
+                }
+            },
+        ))
 }
 
 fn too_many_requests(e: GovernorError) -> Response {

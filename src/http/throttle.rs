@@ -63,6 +63,36 @@ impl FailureThrottle {
     }
 }
 
+/// Says yes to the first event per client per window (to audit floods once).
+pub struct OncePerWindow {
+    window: Duration,
+    seen: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+impl OncePerWindow {
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn first(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() > 100_000 {
+            seen.retain(|_, at| now.duration_since(*at) < self.window);
+        }
+        match seen.get(&ip) {
+            Some(at) if now.duration_since(*at) < self.window => false,
+            _ => {
+                seen.insert(ip, now);
+                true
+            }
+        }
+    }
+}
+
 /// `Retry-After` seconds for a wait, at least one.
 pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs_f64().ceil().max(1.0) as u64
@@ -84,5 +114,13 @@ mod tests {
         assert!(t.blocked(a).is_some());
         assert!(t.blocked(b).is_none() && t.failed(b).is_none());
         assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+    }
+
+    #[test]
+    fn once_per_window_says_yes_once_per_client() {
+        let once = OncePerWindow::new(Duration::from_secs(60));
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(once.first(a) && !once.first(a));
+        assert!(once.first("192.0.2.2".parse().unwrap()));
     }
 }

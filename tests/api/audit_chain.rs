@@ -377,81 +377,56 @@ async fn metrics_expose_the_chain_head_and_webhook_deliveries(db: PgPool) {
     assert!(body.contains("keydrop_webhook_deliveries{state=\"pending\"} 0"));
 }
 
-/// Submissions per second through the real HTTP path, with the sealer held
-/// off (another session holds its advisory lock) and then running. The
-/// figure goes in the issue note; the assertion only catches a gross slowdown.
+/// Sealing never sits on the write path: with the sealer locked out and a
+/// write transaction held open (which stalls sealing), submissions still
+/// complete; their events wait unsealed, and seal once the blockers go.
+/// (Throughput with sealing on and off is a benchmark figure, not a test.)
 #[sqlx::test]
-async fn sealing_does_not_slow_submissions_down(db: PgPool) {
-    let app = std::sync::Arc::new(spawn_app(db.clone()).await);
+async fn sealing_never_blocks_submissions(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
     let (_, link) = app
-        .create_link_with(
-            json!({ "organization": "Load", "provider": "generic", "max_uses": 100000 }),
-        )
+        .create_link_with(json!({ "organization": "Load", "provider": "generic", "max_uses": 100 }))
         .await;
     let csrf = app.open_form(&link).await;
-    let burst = |n: usize| {
-        let (app, link, csrf) = (app.clone(), link.clone(), csrf.clone());
-        async move {
-            let start = Instant::now();
-            let mut tasks = tokio::task::JoinSet::new();
-            let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            for _ in 0..16 {
-                let (app, link, csrf, next) =
-                    (app.clone(), link.clone(), csrf.clone(), next.clone());
-                tasks.spawn(async move {
-                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
-                        let r = app
-                            .submit(
-                                &link,
-                                &[
-                                    ("csrf_token", csrf.as_str()),
-                                    ("submitter_name", "Load"),
-                                    ("submitter_email", "load@example.com"),
-                                    ("label", "l"),
-                                    ("secret", "load-test-secret"),
-                                ],
-                            )
-                            .await;
-                        assert_eq!(r.status(), reqwest::StatusCode::OK);
-                    }
-                });
-            }
-            while let Some(t) = tasks.join_next().await {
-                t.unwrap();
-            }
-            n as f64 / start.elapsed().as_secs_f64()
-        }
-    };
-    burst(30).await; // warm up
-    let mut off = Vec::new();
-    let mut on = Vec::new();
-    // Off, on, on, off: drift from the growing tables weighs on both equally.
-    for sealing in [false, true, true, false, false, true] {
-        if sealing {
-            on.push(burst(200).await);
-            continue;
-        }
-        // Sealing off: hold the sealer's lock from another session.
-        let mut blocker = db.acquire().await.unwrap();
-        sqlx::query("SELECT pg_advisory_lock(7738417216553055281)")
-            .execute(&mut *blocker)
+    seal_all(&db).await;
+    let mut sealer_lock = db.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(7738417216553055281)")
+        .execute(&mut *sealer_lock)
+        .await
+        .unwrap();
+    let mut open_tx = db.begin().await.unwrap();
+    // Taking a transaction id makes this an open write transaction.
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *open_tx)
+        .await
+        .unwrap();
+    for i in 0..20 {
+        let secret = format!("sealing-{i}");
+        let form = [
+            ("csrf_token", csrf.as_str()),
+            ("submitter_name", "Load"),
+            ("submitter_email", "load@example.com"),
+            ("label", "l"),
+            ("secret", secret.as_str()),
+        ];
+        let r = tokio::time::timeout(std::time::Duration::from_secs(30), app.submit(&link, &form))
             .await
-            .unwrap();
-        off.push(burst(200).await);
-        sqlx::query("SELECT pg_advisory_unlock(7738417216553055281)")
-            .execute(&mut *blocker)
-            .await
-            .unwrap();
-        // Seal the off-phase backlog untimed, so "on" pays only for its own events.
-        seal_all(&db).await;
+            .expect("a submission is never held up by sealing");
+        assert_eq!(r.status(), reqwest::StatusCode::OK);
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let (off, on) = (mean(&off), mean(&on));
-    eprintln!(
-        "submissions/s: sealing off {off:.0}, sealing on {on:.0} ({:+.1}%)",
-        (on / off - 1.0) * 100.0
-    );
-    assert!(on > off * 0.6, "sealing on {on:.0}/s vs off {off:.0}/s");
+    let unsealed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events e WHERE NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.event_id = e.id)",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(unsealed >= 20, "events wait while sealing is blocked");
+    open_tx.rollback().await.unwrap();
+    sqlx::query("SELECT pg_advisory_unlock(7738417216553055281)")
+        .execute(&mut *sealer_lock)
+        .await
+        .unwrap();
+    drop(sealer_lock);
     seal_all(&db).await;
     let v = verify(&db, &[]).await.unwrap();
     assert_eq!(v.events, app.count("audit_events").await);

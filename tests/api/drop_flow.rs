@@ -524,6 +524,18 @@ async fn drop_pages_are_rate_limited_per_client_with_retry_after(db: PgPool) {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry));
+    assert_eq!(
+        app.browser.get(&link).send().await.unwrap().status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'rate_limited' AND detail->>'limit' = 'drop_pages'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        audited, 1,
+        "audited once per client and window, not per request"
+    );
     // Health checks are not limited.
     assert_eq!(
         app.browser

@@ -202,6 +202,13 @@ async fn a_secret_under_an_unconfigured_kek_answers_kek_unavailable(db: PgPool) 
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "kek_unavailable");
     assert!(v["error"]["message"].as_str().unwrap().contains("old-kek"));
+    let failed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE action = 'secret.revealed' AND outcome = 'failure' AND detail->>'error' LIKE '%old-kek%'",
+    )
+    .fetch_one(&second.db)
+    .await
+    .unwrap();
+    assert_eq!(failed, 1, "the failed reveal is audited");
     let ready: Value = second
         .api
         .get(format!("{}/readyz", second.internal))

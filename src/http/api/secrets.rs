@@ -97,9 +97,9 @@ async fn reveal(
     };
     let plaintext = match crypto::open(&state.keyring, ctx, &envelope) {
         Ok(p) => p,
-        Err(CryptoError::UnknownKek(kek)) => return Err(ApiError::KekUnavailable(kek)),
         Err(e) => {
-            // Tampering or a mismatched key: record the failure, answer generically.
+            // A missing KEK, tampering or a mismatched key: record the failure,
+            // then answer (generically, unless the cause is a missing KEK).
             drop(tx);
             audit::record(
                 &state.db,
@@ -108,9 +108,10 @@ async fn reveal(
                     .detail(json!({ "error": e.to_string() })),
             )
             .await?;
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "secret {id} failed to decrypt: {e}"
-            )));
+            return Err(match e {
+                CryptoError::UnknownKek(kek) => ApiError::KekUnavailable(kek),
+                e => ApiError::Internal(anyhow::anyhow!("secret {id} failed to decrypt: {e}")),
+            });
         }
     };
     let fields: Value = serde_json::from_slice(&plaintext).map_err(|_| {
