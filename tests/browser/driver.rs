@@ -9,6 +9,7 @@ use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,19 +33,22 @@ const CHROME_ARGS: &[&str] = &[
 /// Where ChromeDriver is, or `None` (after saying so loudly) when it is not
 /// installed. `scripts/test` installs it (`ensure_chromium`), so CI never skips.
 pub fn chromedriver_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("KEYDROP_TEST_CHROMEDRIVER") {
+    // Set by scripts/test (ensure_chromium): then a missing binary is a failure, not a skip.
+    if let Some(p) = std::env::var_os("KEYDROP_TEST_CHROMEDRIVER").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
     let default = Path::new("/usr/bin/chromedriver");
     if default.exists() {
         return Some(default.to_owned());
     }
-    eprintln!(
+    // Straight to stderr, past the test harness's output capture.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n\
          ************************************************************************\n\
-         * SKIPPING BROWSER TEST: chromedriver not found.                       *\n\
-         * Install Debian's `chromium` and `chromium-driver` (scripts/test does *\n\
-         * this), or set KEYDROP_TEST_CHROMEDRIVER to a chromedriver binary.     *\n\
+         * SKIPPING BROWSER TEST: chromedriver not found.\n\
+         * Install Debian's `chromium` and `chromium-driver` (scripts/test does\n\
+         * this), or set KEYDROP_TEST_CHROMEDRIVER to a chromedriver binary.\n\
          ************************************************************************\n"
     );
     None
