@@ -138,10 +138,38 @@ async fn a_read_only_database_answers_clear_503s_and_stores_nothing(db: PgPool) 
     .execute(&db)
     .await
     .unwrap();
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        .execute(&db)
+    // Drop every other connection so the app's pool reconnects, read-only. Termination is
+    // asynchronous: wait until only the old (writable) sessions are gone.
+    let mut me = db.acquire().await.unwrap();
+    let my_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *me)
         .await
         .unwrap();
+    let old: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> $1",
+    )
+    .bind(my_pid)
+    .fetch_all(&mut *me)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(p) FROM unnest($1::int[]) AS p")
+        .bind(&old)
+        .execute(&mut *me)
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        let alive: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                .bind(&old)
+                .fetch_one(&mut *me)
+                .await
+                .unwrap();
+        if alive == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(me);
 
     let resp = app
         .submit(
