@@ -325,7 +325,7 @@ async fn a_slow_provider_is_cut_off_at_the_time_limit_and_reported_unverified(db
 
 #[sqlx::test]
 async fn probes_run_in_parallel(db: PgPool) {
-    let delay = Duration::from_millis(300);
+    let delay = Duration::from_millis(500);
     let fake = Fake::start(Behaviour {
         delay,
         ..Default::default()
