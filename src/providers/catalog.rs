@@ -76,7 +76,7 @@ pub static PROVIDERS: &[Provider] = &[
         fix_steps: &[
             "In Greenhouse, go to Configure, then Dev Center, then API Credential Management.",
             "Find the credential you created for us and choose Manage permissions.",
-            "Tick each permission listed below (Select All under Harvest is simplest).",
+            "Tick each permission listed above (Select All under Harvest is simplest).",
             "Save. The credential itself does not change, so you do not need to send it again.",
         ],
     },
@@ -111,7 +111,7 @@ pub static PROVIDERS: &[Provider] = &[
         fix_steps: &[
             "In Greenhouse, go to Configure, then Dev Center, then API Credential Management.",
             "Find the API key you created for us and choose Manage permissions.",
-            "Tick each endpoint listed below (Select All under Harvest is simplest).",
+            "Tick each endpoint listed above (Select All under Harvest is simplest).",
             "Save. The key itself does not change, so you do not need to send it again.",
         ],
     },
@@ -149,7 +149,7 @@ pub static PROVIDERS: &[Provider] = &[
         fix_steps: &[
             "In Lever, go to Settings, then Integrations and API, then the API credentials tab.",
             "Open the key you created for us and edit its permissions.",
-            "Grant read access to each endpoint listed below.",
+            "Grant read access to each endpoint listed above.",
             "Save. The key does not change, so you do not need to send it again.",
         ],
     },
@@ -181,7 +181,7 @@ pub static PROVIDERS: &[Provider] = &[
         fix_steps: &[
             "In Ashby, go to Admin, then Integrations, then API Keys.",
             "Open the key you created for us and edit its permissions.",
-            "Enable read access for each endpoint listed below.",
+            "Enable read access for each endpoint listed above.",
             "Save. The key does not change, so you do not need to send it again.",
         ],
     },
