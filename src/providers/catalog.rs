@@ -232,7 +232,7 @@ pub static PROVIDERS: &[Provider] = &[
     Provider {
         id: "generic",
         name: "Other credential",
-        credential: "secret that we asked you for",
+        credential: "the secret we asked you for",
         notice: None,
         steps: &[
             "Check with the person who sent you this link which system and which access they need.",
