@@ -112,7 +112,17 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element {css:?} on the page: {e}"))
     }
 
+    /// The text of an element. Retries while a navigation replaces the page
+    /// between finding the element and reading it (a stale element).
     pub async fn text(&self, css: &str) -> String {
+        for _ in 0..40 {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await {
+                if let Ok(t) = el.text().await {
+                    return t;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         self.find(css).await.text().await.unwrap()
     }
 
