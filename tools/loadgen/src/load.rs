@@ -1,0 +1,181 @@
+//! Closed-loop HTTP load: C clients, each on its own keep-alive connection,
+//! sending the next request as soon as the previous answer is read.
+
+use crate::stats::{summary, Recorder};
+use crate::LoadArgs;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// When a client records (after the warm-up) and when it stops.
+#[derive(Clone, Copy)]
+struct Window {
+    record_from: Instant,
+    end: Instant,
+}
+
+impl Window {
+    fn new(a: LoadArgs) -> Self {
+        let record_from = Instant::now() + Duration::from_secs_f64(a.warmup);
+        Self {
+            record_from,
+            end: record_from + Duration::from_secs_f64(a.duration),
+        }
+    }
+}
+
+fn client(cookies: bool) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .cookie_store(cookies)
+        .pool_max_idle_per_host(1)
+        .timeout(Duration::from_secs(30))
+        .build()
+}
+
+/// Runs `n` clients made by `spawn` and merges their recorders.
+async fn gather(
+    mode: &str,
+    args: LoadArgs,
+    tasks: Vec<tokio::task::JoinHandle<Recorder>>,
+) -> anyhow::Result<Value> {
+    let mut all = Recorder::new();
+    for t in tasks {
+        all.merge(t.await?);
+    }
+    Ok(summary(mode, args.concurrency, args.duration, &all))
+}
+
+/// Sends `req`, reads the whole body, and records against `expect`.
+async fn timed(rec: &mut Recorder, w: Window, req: reqwest::RequestBuilder, expect: u16) {
+    let start = Instant::now();
+    let outcome = match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            match resp.bytes().await {
+                Ok(_) if status == expect => Ok(()),
+                Ok(body) => Err(format!(
+                    "HTTP {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                )),
+                Err(e) => Err(format!("reading body: {e}")),
+            }
+        }
+        Err(e) => Err(format!("request: {e}")),
+    };
+    if start < w.record_from {
+        return;
+    }
+    match outcome {
+        Ok(()) => rec.ok(start.elapsed()),
+        Err(e) => rec.error(e),
+    }
+}
+
+/// The hidden `csrf_token` value on a drop page.
+fn csrf_token(html: &str) -> Option<String> {
+    let at = html.find("name=\"csrf_token\"")?;
+    let rest = &html[at..];
+    let v = rest.find("value=\"")? + "value=\"".len();
+    let end = rest[v..].find('"')?;
+    Some(rest[v..v + end].to_owned())
+}
+
+pub async fn submit(url: String, args: LoadArgs) -> anyhow::Result<Value> {
+    let w = Window::new(args);
+    let url = Arc::new(url);
+    let tasks = (0..args.concurrency)
+        .map(|i| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut rec = Recorder::new();
+                let setup = async {
+                    let c = client(true).map_err(|e| e.to_string())?;
+                    let page = c
+                        .get(url.as_str())
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let html = page.text().await.map_err(|e| e.to_string())?;
+                    let token = csrf_token(&html).ok_or("no csrf_token on the drop page")?;
+                    Ok::<_, String>((c, token))
+                };
+                let (c, token) = match setup.await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        rec.error(format!("client {i} setup: {e}"));
+                        return rec;
+                    }
+                };
+                // A complete generic submission, about the size of a real API key.
+                let form = [
+                    ("csrf_token", token),
+                    ("submitter_name", format!("Bench Client {i}")),
+                    ("submitter_email", format!("bench{i}@example.com")),
+                    ("label", "Harvest API key".to_owned()),
+                    (
+                        "secret",
+                        format!("bench-secret-{i:02}-0123456789abcdef0123456789abcdef"),
+                    ),
+                ];
+                while Instant::now() < w.end {
+                    timed(&mut rec, w, c.post(url.as_str()).form(&form), 200).await;
+                }
+                rec
+            })
+        })
+        .collect();
+    gather("submit", args, tasks).await
+}
+
+pub async fn reveal(
+    base: String,
+    token: String,
+    ids_file: &std::path::Path,
+    args: LoadArgs,
+) -> anyhow::Result<Value> {
+    let ids: Vec<String> = std::fs::read_to_string(ids_file)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|id| format!("{}/api/v1/secrets/{id}/reveal", base.trim_end_matches('/')))
+        .collect();
+    anyhow::ensure!(!ids.is_empty(), "no secret ids in {}", ids_file.display());
+    let ids = Arc::new(ids);
+    let token = Arc::new(token);
+    let w = Window::new(args);
+    let n = args.concurrency;
+    let tasks = (0..n)
+        .map(|i| {
+            let (ids, token) = (ids.clone(), token.clone());
+            tokio::spawn(async move {
+                let mut rec = Recorder::new();
+                let c = match client(false) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        rec.error(e.to_string());
+                        return rec;
+                    }
+                };
+                // Clients walk the pool interleaved, so two rarely wait on one row.
+                let mut k = i;
+                while Instant::now() < w.end {
+                    let url = &ids[k % ids.len()];
+                    k += n;
+                    timed(&mut rec, w, c.post(url).bearer_auth(token.as_str()), 200).await;
+                }
+                rec
+            })
+        })
+        .collect();
+    gather("reveal", args, tasks).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_csrf_token_in_a_form() {
+        let html = r#"<form><input type="hidden" name="csrf_token" value="abc-_1"></form>"#;
+        assert_eq!(super::csrf_token(html).as_deref(), Some("abc-_1"));
+    }
+}
