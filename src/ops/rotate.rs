@@ -105,6 +105,9 @@ pub async fn rotate(
         .collect();
     let mut failed: Vec<Uuid> = Vec::new();
     let mut busy_retries = 0;
+    // Batches walk the table in id order; rows skipped because someone held
+    // them are met again on the next pass from the start.
+    let mut after = Uuid::nil();
     loop {
         if opts.max_batches.is_some_and(|max| summary.batches >= max)
             || stop.load(Ordering::Relaxed)
@@ -113,9 +116,14 @@ pub async fn rotate(
             break;
         }
         let mut tx = db.begin().await?;
-        let rows = maintenance::claim_for_rewrap(&mut tx, &from, &failed, opts.batch).await?;
+        let rows =
+            maintenance::claim_for_rewrap(&mut tx, &from, &failed, after, opts.batch).await?;
         if rows.is_empty() {
             tx.rollback().await?;
+            if after != Uuid::nil() {
+                after = Uuid::nil();
+                continue;
+            }
             // Rows someone else held are still waiting: look again shortly.
             let left = maintenance::count_not_under(db, &active).await? as u64;
             let unfixable = summary.failures.values().sum::<u64>();
@@ -126,6 +134,7 @@ pub async fn rotate(
             }
             break;
         }
+        after = rows.last().map_or(after, |r| r.id);
         let mut ids = Vec::with_capacity(rows.len());
         let mut wrapped = Vec::with_capacity(rows.len());
         for row in rows {

@@ -41,24 +41,32 @@ pub struct WrappedDek {
 }
 
 /// Locks up to `limit` live secrets wrapped by one of `from` (never the active
-/// KEK), skipping rows another transaction holds and ids in `skip`.
+/// KEK) with ids above `after`, in id order, skipping rows another
+/// transaction holds and ids in `skip`.
+///
+/// `after` is a cursor (the last id of the previous batch; `Uuid::nil()` to
+/// start): without it every batch would walk past all the rows earlier
+/// batches already rewrapped, which made a rotation quadratic in the table
+/// size (see BENCHMARKS.md).
 pub async fn claim_for_rewrap(
     tx: &mut PgConnection,
     from: &[String],
     skip: &[Uuid],
+    after: Uuid,
     limit: i64,
 ) -> sqlx::Result<Vec<WrappedDek>> {
     sqlx::query_as!(
         WrappedDek,
         r#"SELECT id, kek_id AS "kek_id!", wrapped_dek AS "wrapped_dek!", format_version
            FROM secrets
-           WHERE payload IS NOT NULL AND kek_id = ANY($1) AND NOT (id = ANY($2))
+           WHERE payload IS NOT NULL AND kek_id = ANY($1) AND NOT (id = ANY($2)) AND id > $4
            ORDER BY id
            LIMIT $3
            FOR UPDATE SKIP LOCKED"#,
         from,
         skip,
-        limit
+        limit,
+        after
     )
     .fetch_all(tx)
     .await

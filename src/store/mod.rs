@@ -17,6 +17,9 @@ use std::{str::FromStr, time::Duration};
 /// Migrations compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// A pooled connection idle at least this long is pinged before it is used.
+const IDLE_BEFORE_PING: Duration = Duration::from_millis(100);
+
 /// Connects a pool that fails fast when the database is unreachable.
 pub async fn connect(url: &secrecy::SecretString) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(url.expose_secret())
@@ -29,6 +32,19 @@ pub async fn connect(url: &secrecy::SecretString) -> anyhow::Result<PgPool> {
         .application_name("keydrop");
     let pool = PgPoolOptions::new()
         .max_connections(16)
+        // sqlx pings every connection it hands out by default: one extra
+        // round-trip per acquire (two per submission or reveal, ~11 % of the
+        // server's CPU under load; see BENCHMARKS.md). Ping only connections
+        // that sat idle, which is where a database restart leaves dead ones.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= IDLE_BEFORE_PING {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         // Short, so a database outage answers 503 quickly instead of piling up
         // requests; connections are re-established on their own once it is back.
         .acquire_timeout(Duration::from_secs(2))
