@@ -41,7 +41,7 @@ pub struct Config {
     /// Reverse proxies whose client-address header is believed.
     pub proxies: crate::http::client_ip::ProxyConfig,
     /// Failed token lookups allowed per client IP before `429`.
-    pub auth_failure_limit: RateLimit,
+    pub auth_failure_limit: Option<RateLimit>,
 }
 
 /// A per-IP request budget: `count` requests per `per`.
@@ -198,11 +198,7 @@ impl Config {
         }
         let auth_failure_limit =
             RateLimit::parse(&env("KEYDROP_AUTH_FAILURE_LIMIT").unwrap_or_else(|| "20/min".into()))
-                .map_err(|e| anyhow::anyhow!("KEYDROP_AUTH_FAILURE_LIMIT: {e}"))?
-                .unwrap_or(RateLimit {
-                    count: u32::MAX,
-                    per: std::time::Duration::from_secs(1),
-                });
+                .map_err(|e| anyhow::anyhow!("KEYDROP_AUTH_FAILURE_LIMIT: {e}"))?;
         Ok(Self {
             proxies,
             auth_failure_limit,
@@ -387,6 +383,14 @@ mod tests {
         }
         let e = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_SHUTDOWN_TIMEOUT", "off")]).unwrap_err();
         assert!(e.to_string().contains("KEYDROP_SHUTDOWN_TIMEOUT"), "{e}");
+    }
+
+    #[test]
+    fn the_failed_lookup_limit_defaults_to_20_a_minute_and_can_be_off() {
+        let c = cfg(&[("DATABASE_URL", "x")]).unwrap();
+        assert_eq!(c.auth_failure_limit, RateLimit::parse("20/min").unwrap());
+        let c = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_AUTH_FAILURE_LIMIT", "off")]).unwrap();
+        assert_eq!(c.auth_failure_limit, None);
     }
 
     #[test]

@@ -54,8 +54,8 @@ impl AppState {
         .expect("the HTTP client for live checks can be built");
         let limit = config.auth_failure_limit;
         Self {
-            link_failures: Arc::new(throttle::FailureThrottle::new(limit.count, limit.per)),
-            staff_failures: Arc::new(throttle::FailureThrottle::new(limit.count, limit.per)),
+            link_failures: Arc::new(throttle::FailureThrottle::new(limit)),
+            staff_failures: Arc::new(throttle::FailureThrottle::new(limit)),
             checker,
             db,
             keyring: Arc::new(keyring),

@@ -5,6 +5,7 @@
 //! work — until the budget refills. A 256-bit token cannot be guessed anyway;
 //! this keeps guessing from costing us database load and noise.
 
+use crate::config::RateLimit;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,28 +14,37 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub struct FailureThrottle {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// `None` when throttling is off (`KEYDROP_AUTH_FAILURE_LIMIT=off`).
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
     /// How long a client stays blocked once its budget is spent.
     cooldown: Duration,
 }
 
 impl FailureThrottle {
-    /// `count` failures per `per`, per client.
-    pub fn new(count: u32, per: Duration) -> Self {
-        let count = NonZeroU32::new(count.max(1)).expect("at least one");
-        let quota = Quota::with_period(per / count.get())
-            .expect("non-zero period")
-            .allow_burst(count);
+    /// `limit.count` failures per `limit.per`, per client; `None`: never throttle.
+    pub fn new(limit: Option<RateLimit>) -> Self {
+        let (limiter, cooldown) = match limit {
+            Some(RateLimit { count, per }) => {
+                let count = NonZeroU32::new(count.max(1)).expect("at least one");
+                let cooldown = (per / count.get()).max(Duration::from_millis(1));
+                let quota = Quota::with_period(cooldown)
+                    .expect("non-zero period")
+                    .allow_burst(count);
+                (Some(DefaultKeyedRateLimiter::keyed(quota)), cooldown)
+            }
+            None => (None, Duration::ZERO),
+        };
         Self {
-            limiter: DefaultKeyedRateLimiter::keyed(quota),
+            limiter,
             blocked: Mutex::new(HashMap::new()),
-            cooldown: per / count.get(),
+            cooldown,
         }
     }
 
     /// `Some(wait)` while `ip` is blocked.
     pub fn blocked(&self, ip: IpAddr) -> Option<Duration> {
+        self.limiter.as_ref()?;
         let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
         let until = *blocked.get(&ip)?;
         let now = Instant::now();
@@ -49,14 +59,15 @@ impl FailureThrottle {
     /// Counts a failure. Returns `Some(wait)` when this failure spent the budget
     /// (the moment to audit it, once per block).
     pub fn failed(&self, ip: IpAddr) -> Option<Duration> {
-        if self.limiter.check_key(&ip).is_ok() {
+        let limiter = self.limiter.as_ref()?;
+        if limiter.check_key(&ip).is_ok() {
             return None;
         }
         let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
         if blocked.len() > 100_000 {
             let now = Instant::now();
             blocked.retain(|_, until| *until > now);
-            self.limiter.retain_recent();
+            limiter.retain_recent();
         }
         blocked.insert(ip, Instant::now() + self.cooldown);
         Some(self.cooldown)
@@ -104,7 +115,10 @@ mod tests {
 
     #[test]
     fn a_client_is_blocked_after_its_budget_and_others_are_not() {
-        let t = FailureThrottle::new(3, Duration::from_secs(60));
+        let t = FailureThrottle::new(Some(RateLimit {
+            count: 3,
+            per: Duration::from_secs(60),
+        }));
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(t.failed(a).is_none() && t.failed(a).is_none() && t.failed(a).is_none());
@@ -114,6 +128,16 @@ mod tests {
         assert!(t.blocked(a).is_some());
         assert!(t.blocked(b).is_none() && t.failed(b).is_none());
         assert_eq!(retry_after_secs(Duration::from_millis(1)), 1);
+    }
+
+    #[test]
+    fn off_never_blocks() {
+        let t = FailureThrottle::new(None);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..1000 {
+            assert!(t.failed(a).is_none());
+        }
+        assert!(t.blocked(a).is_none());
     }
 
     #[test]

@@ -294,3 +294,15 @@ async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(db: PgPool)
     .unwrap();
     assert_eq!(ips[1].as_deref(), Some("198.51.100.23"));
 }
+
+#[sqlx::test]
+async fn with_the_failure_limit_off_wrong_tokens_are_only_ever_401(db: PgPool) {
+    let app = spawn_app_env(db, &[("KEYDROP_AUTH_FAILURE_LIMIT", "off".into())]).await;
+    let wrong = format!("kds_{}", "W".repeat(43));
+    for _ in 0..30 {
+        assert_eq!(
+            app.get("/api/v1/secrets", &wrong).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
