@@ -22,6 +22,9 @@ pub struct RotateArgs {
     /// Stop after this many batches (spread a large rotation over several runs).
     #[arg(long)]
     max_batches: Option<u64>,
+    /// Batches rewrapped at once, each on its own database connection.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=16))]
+    workers: u16,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -65,6 +68,7 @@ pub async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
     let opts = rotate::Options {
         batch: args.batch,
         max_batches: args.max_batches,
+        workers: usize::from(args.workers),
     };
     let summary = rotate::rotate(&db, &ring, &Actor::cli(), opts, &stop, |p| {
         if tty {

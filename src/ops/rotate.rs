@@ -24,6 +24,10 @@ pub struct Options {
     pub batch: i64,
     /// Stop after this many batches; the next run carries on.
     pub max_batches: Option<u64>,
+    /// Batches worked on at once, each on its own connection. Postgres runs
+    /// each session's statements on one core, so two workers keep both busy
+    /// (see BENCHMARKS.md).
+    pub workers: usize,
 }
 
 impl Default for Options {
@@ -31,6 +35,7 @@ impl Default for Options {
         Self {
             batch: 500,
             max_batches: None,
+            workers: 2,
         }
     }
 }
@@ -103,69 +108,28 @@ pub async fn rotate(
         .map(|k| k.id().as_str().to_owned())
         .filter(|id| *id != active)
         .collect();
-    let mut failed: Vec<Uuid> = Vec::new();
-    let mut busy_retries = 0;
-    // Batches walk the table in id order; rows skipped because someone held
-    // them are met again on the next pass from the start.
-    let mut after = Uuid::nil();
-    loop {
-        if opts.max_batches.is_some_and(|max| summary.batches >= max)
-            || stop.load(Ordering::Relaxed)
-        {
-            summary.interrupted = true;
-            break;
-        }
-        let mut tx = db.begin().await?;
-        let rows =
-            maintenance::claim_for_rewrap(&mut tx, &from, &failed, after, opts.batch).await?;
-        if rows.is_empty() {
-            tx.rollback().await?;
-            if after != Uuid::nil() {
-                after = Uuid::nil();
-                continue;
-            }
-            // Rows someone else held are still waiting: look again shortly.
-            let left = maintenance::count_not_under(db, &active).await? as u64;
-            let unfixable = summary.failures.values().sum::<u64>();
-            if left > unfixable && busy_retries < BUSY_RETRIES {
-                busy_retries += 1;
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(busy_retries))).await;
-                continue;
-            }
-            break;
-        }
-        after = rows.last().map_or(after, |r| r.id);
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut wrapped = Vec::with_capacity(rows.len());
-        for row in rows {
-            let envelope = Envelope {
-                format_version: row.format_version,
-                kek_id: row.kek_id,
-                payload: Vec::new(), // rewrap only reads the wrapped key
-                wrapped_dek: row.wrapped_dek,
-            };
-            match crypto::rewrap(ring, row.id, &envelope) {
-                Ok(new) => {
-                    ids.push(row.id);
-                    wrapped.push(new.wrapped_dek);
-                }
-                Err(e) => {
-                    tracing::warn!(secret_id = %row.id, kek_id = %envelope.kek_id, error = %e, "cannot rewrap data key");
-                    *summary.failures.entry(envelope.kek_id).or_default() += 1;
-                    failed.push(row.id);
-                }
-            }
-        }
-        let done = maintenance::store_rewrapped(&mut tx, &active, &ids, &wrapped).await?;
-        tx.commit().await?;
-        crate::metrics::rewrapped(done);
-        summary.rewrapped += done;
-        summary.batches += 1;
-        on_progress(Progress {
-            batches: summary.batches,
-            rewrapped: summary.rewrapped,
-            total,
-        });
+    let shared = std::sync::Mutex::new(Shared {
+        summary,
+        on_progress: &mut on_progress,
+        started: 0,
+        failed: Vec::new(),
+    });
+    let work = Work {
+        db,
+        ring,
+        from: &from,
+        active: &active,
+        opts,
+        stop,
+        total,
+        shared: &shared,
+    };
+    // The workers run concurrently on this task (no spawning: they borrow the run's state).
+    let results =
+        futures_util::future::join_all((0..opts.workers.max(1)).map(|_| worker(&work))).await;
+    let Shared { mut summary, .. } = shared.into_inner().unwrap_or_else(|p| p.into_inner());
+    for r in results {
+        r?;
     }
     summary.remaining = maintenance::count_not_under(db, &active).await? as u64;
     summary.complete = summary.remaining == 0;
@@ -177,4 +141,109 @@ pub async fn rotate(
     };
     audit::record(db, event.detail(json!(summary))).await?;
     Ok(summary)
+}
+
+/// What the workers of one run share.
+struct Shared<'p> {
+    summary: Summary,
+    on_progress: &'p mut dyn FnMut(Progress),
+    /// Batches started so far (for `max_batches`).
+    started: u64,
+    /// Rows that could not be rewrapped; every worker skips them.
+    failed: Vec<Uuid>,
+}
+
+/// One run's fixed inputs.
+struct Work<'a, 'p> {
+    db: &'a PgPool,
+    ring: &'a Keyring,
+    from: &'a [String],
+    active: &'a str,
+    opts: Options,
+    stop: &'a AtomicBool,
+    total: u64,
+    shared: &'a std::sync::Mutex<Shared<'p>>,
+}
+
+/// Claims, rewraps and stores batches until none is left (or the run stops).
+async fn worker(w: &Work<'_, '_>) -> anyhow::Result<()> {
+    let lock = || w.shared.lock().unwrap_or_else(|p| p.into_inner());
+    let mut busy_retries = 0;
+    // Batches walk the table in id order; rows skipped because someone held
+    // them (another worker, a reveal) are met again on a pass from the start.
+    let mut after = Uuid::nil();
+    loop {
+        let failed = {
+            let mut s = lock();
+            if w.opts.max_batches.is_some_and(|max| s.started >= max)
+                || w.stop.load(Ordering::Relaxed)
+            {
+                s.summary.interrupted = true;
+                return Ok(());
+            }
+            s.started += 1;
+            s.failed.clone()
+        };
+        let mut tx = w.db.begin().await?;
+        let rows =
+            maintenance::claim_for_rewrap(&mut tx, w.from, &failed, after, w.opts.batch).await?;
+        if rows.is_empty() {
+            tx.rollback().await?;
+            lock().started -= 1;
+            if after != Uuid::nil() {
+                after = Uuid::nil();
+                continue;
+            }
+            // Rows someone else held are still waiting: look again shortly.
+            let left = maintenance::count_not_under(w.db, w.active).await? as u64;
+            let unfixable = lock().summary.failures.values().sum::<u64>();
+            if left > unfixable && busy_retries < BUSY_RETRIES {
+                busy_retries += 1;
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(busy_retries))).await;
+                continue;
+            }
+            return Ok(());
+        }
+        after = rows.last().map_or(after, |r| r.id);
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut wrapped = Vec::with_capacity(rows.len());
+        let mut failures: Vec<(Uuid, String)> = Vec::new();
+        for row in rows {
+            let envelope = Envelope {
+                format_version: row.format_version,
+                kek_id: row.kek_id,
+                payload: Vec::new(), // rewrap only reads the wrapped key
+                wrapped_dek: row.wrapped_dek,
+            };
+            match crypto::rewrap(w.ring, row.id, &envelope) {
+                Ok(new) => {
+                    ids.push(row.id);
+                    wrapped.push(new.wrapped_dek);
+                }
+                Err(e) => {
+                    tracing::warn!(secret_id = %row.id, kek_id = %envelope.kek_id, error = %e, "cannot rewrap data key");
+                    failures.push((row.id, envelope.kek_id));
+                }
+            }
+        }
+        let done = maintenance::store_rewrapped(&mut tx, w.active, &ids, &wrapped).await?;
+        tx.commit().await?;
+        crate::metrics::rewrapped(done);
+        let mut s = lock();
+        for (id, kek) in failures {
+            // Another worker may have met the same row in the meantime; count it once.
+            if !s.failed.contains(&id) {
+                s.failed.push(id);
+                *s.summary.failures.entry(kek).or_default() += 1;
+            }
+        }
+        s.summary.rewrapped += done;
+        s.summary.batches += 1;
+        let progress = Progress {
+            batches: s.summary.batches,
+            rewrapped: s.summary.rewrapped,
+            total: w.total,
+        };
+        (s.on_progress)(progress);
+    }
 }

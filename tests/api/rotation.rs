@@ -41,6 +41,7 @@ async fn an_interrupted_rotation_resumes_and_then_the_old_kek_can_leave_the_ring
         Options {
             batch: 2,
             max_batches: Some(2),
+            ..Options::default()
         },
         &stop,
         |p| seen.push(p.rewrapped),
@@ -58,6 +59,7 @@ async fn an_interrupted_rotation_resumes_and_then_the_old_kek_can_leave_the_ring
         Options {
             batch: 2,
             max_batches: None,
+            ..Options::default()
         },
         &stop,
         |_| {},
@@ -150,6 +152,7 @@ async fn rotation_runs_beside_concurrent_submissions_and_reveals(db: PgPool) {
         Options {
             batch: 3,
             max_batches: None,
+            ..Options::default()
         },
         &stop,
         |_| {},
