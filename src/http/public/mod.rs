@@ -1,0 +1,267 @@
+//! The drop pages: `GET /d/{token}` shows the form, `POST /d/{token}` stores
+//! the credential (`submit`) or re-runs its live check (`receipt`).
+
+mod receipt;
+mod submit;
+
+use super::client_ip::{ClientIp, ClientIpKey};
+use super::error::PageError;
+use super::pages::{render, DropPage, ErrorPage, FieldView};
+use super::throttle::{retry_after_secs, OncePerWindow};
+use super::AppState;
+use crate::domain::DropToken;
+use crate::providers::{self, Provider};
+use crate::store::audit::{self, Actor, NewEvent};
+use crate::store::requests::{self, DropRequest, LinkState};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Extension;
+use axum::Router;
+use chrono::Utc;
+use serde_json::json;
+use std::sync::Arc;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::{GovernorError, GovernorLayer};
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let routes = Router::new().route("/d/{token}", get(show).post(submit::submit));
+    let Some(limit) = state.config.rate_limit else {
+        return routes;
+    };
+    let config = GovernorConfigBuilder::default()
+        .key_extractor(ClientIpKey)
+        .period(limit.per / limit.count)
+        .burst_size(limit.count)
+        .finish()
+        .expect("a positive rate limit is a valid governor config");
+    // Forget idle clients now and then so the table stays small.
+    let limiter = Arc::downgrade(config.limiter());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match limiter.upgrade() {
+                Some(l) => l.retain_recent(),
+                None => break,
+            }
+        }
+    });
+    let once = Arc::new(OncePerWindow::new(limit.per));
+    let db = state.db.clone();
+    routes
+        .layer(GovernorLayer::new(config).error_handler(too_many_requests))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let (once, db) = (once.clone(), db.clone());
+                async move {
+                    let ip = req.extensions().get::<ClientIp>().copied();
+                    let resp = next.run(req).await;
+                    // Audit a client's first rate-limited request per window, not every one:
+                    // a flood must not turn into a flood of database writes.
+                    if let Some(ip) = ip.filter(|ip| {
+                        resp.status() == StatusCode::TOO_MANY_REQUESTS && once.first(ip.0)
+                    }) {
+                        let actor = Actor::public(Some(ip.0.to_string()));
+                        let event = NewEvent::failure(&actor, "rate_limited", "denied")
+                            .detail(json!({ "limit": "drop_pages" }));
+                        if let Err(e) = audit::record(&db, event).await {
+                            tracing::warn!(error = %e, "could not audit a rate-limited request");
+                        }
+                    }
+                    resp
+                }
+            },
+        ))
+}
+
+fn too_many_requests(e: GovernorError) -> Response {
+    let wait = match e {
+        GovernorError::TooManyRequests { wait_time, .. } => wait_time.max(1),
+        _ => 60,
+    };
+    tracing::warn!(retry_after = wait, "drop page rate limit hit");
+    let message = format!(
+        "Too many requests came from your network. Please wait {wait} seconds and try again."
+    );
+    let mut resp = ErrorPage {
+        title: "Please slow down",
+        message: &message,
+        hint: "Nothing was stored.",
+    }
+    .into_response();
+    *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    resp
+}
+
+/// Any other path on the public listener.
+pub async fn not_found() -> Response {
+    let mut resp = ErrorPage {
+        title: "Page not found",
+        message: "There is nothing at this address.",
+        hint: "If you were sent a drop link, open it exactly as you received it.",
+    }
+    .into_response();
+    *resp.status_mut() = StatusCode::NOT_FOUND;
+    resp
+}
+
+/// Finds the link for a raw token. Failed lookups spend the client's
+/// failure budget; once it is spent the client gets 429 before any lookup.
+pub(super) async fn find_link(
+    state: &AppState,
+    ip: ClientIp,
+    raw: &str,
+) -> Result<DropRequest, PageError> {
+    if let Some(wait) = state.link_failures.blocked(ip.0) {
+        return Err(PageError::TooMany(retry_after_secs(wait)));
+    }
+    let found = match DropToken::parse(raw) {
+        Some(token) => requests::find_by_token(&state.db, &token.hash()).await?,
+        None => None,
+    };
+    if let Some(link) = found {
+        return Ok(link);
+    }
+    if let Some(wait) = state.link_failures.failed(ip.0) {
+        let actor = Actor::public(Some(ip.0.to_string()));
+        audit::record(
+            &state.db,
+            NewEvent::failure(&actor, "rate_limited", "denied")
+                .detail(json!({ "limit": "drop_token_failures" })),
+        )
+        .await?;
+        tracing::warn!(client_ip = %ip.0, "too many unknown drop-link tokens; throttling");
+        return Err(PageError::TooMany(retry_after_secs(wait)));
+    }
+    Err(PageError::NotFound)
+}
+
+/// Finds a link that can still take a submission, or the page explaining why not.
+pub(super) async fn usable_link(
+    state: &AppState,
+    ip: ClientIp,
+    raw: &str,
+) -> Result<(DropRequest, &'static Provider), PageError> {
+    let link = find_link(state, ip, raw).await?;
+    gone_unless_pending(link.state(Utc::now()))?;
+    let provider = provider_of(&link)?;
+    Ok((link, provider))
+}
+
+pub(super) fn provider_of(link: &DropRequest) -> Result<&'static Provider, PageError> {
+    providers::find(&link.provider).ok_or_else(|| {
+        anyhow::anyhow!(
+            "link {} names unknown provider {:?}",
+            link.id,
+            link.provider
+        )
+        .into()
+    })
+}
+
+pub(super) fn gone_unless_pending(state: LinkState) -> Result<(), PageError> {
+    Err(match state {
+        LinkState::Pending => return Ok(()),
+        LinkState::Used => PageError::Gone {
+            title: "This link has already been used",
+            message:
+                "A credential was already submitted through this link, so it cannot be used again.",
+        },
+        LinkState::Expired => PageError::Gone {
+            title: "This link has expired",
+            message: "Drop links work for a limited time, and this one has run out.",
+        },
+        LinkState::Revoked => PageError::Gone {
+            title: "This link was withdrawn",
+            message: "The team that sent this link has cancelled it.",
+        },
+    })
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let (link, provider) = usable_link(&state, ip, &token).await?;
+    let (nonce, set_cookie) = state.csrf.nonce(&headers);
+    let fields = provider
+        .fields
+        .iter()
+        .map(|f| field_view(f, None, None))
+        .collect();
+    let page = drop_page(&state, &link, provider, &nonce, fields);
+    let mut resp = render(&page);
+    if let Some(cookie) = set_cookie {
+        resp.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(resp)
+}
+
+pub(super) fn field_view(
+    f: &'static providers::Field,
+    value: Option<&str>,
+    error: Option<String>,
+) -> FieldView {
+    FieldView {
+        name: f.name,
+        label: f.label,
+        help: f.help,
+        secret: f.secret,
+        required: f.required,
+        max_len: f.max_len,
+        // Secret values are never sent back to the browser.
+        value: if f.secret {
+            String::new()
+        } else {
+            value.unwrap_or_default().to_owned()
+        },
+        error,
+    }
+}
+
+pub(super) fn drop_page<'a>(
+    state: &AppState,
+    link: &'a DropRequest,
+    provider: &'static Provider,
+    nonce: &str,
+    fields: Vec<FieldView>,
+) -> DropPage<'a> {
+    DropPage {
+        provider,
+        organization: &link.organization,
+        expires_on: link.expires_at.format("%-d %B %Y, %H:%M UTC").to_string(),
+        csrf_token: state.csrf.token(link.id, nonce),
+        fields,
+        submitter_name: String::new(),
+        submitter_email: String::new(),
+        name_error: None,
+        email_error: None,
+        errors: Vec::new(),
+        egress_ips: state.checker.egress_ips().to_vec(),
+    }
+}
+
+pub(super) async fn reject(
+    state: &AppState,
+    actor: &Actor,
+    link: &DropRequest,
+    reason: &str,
+    detail: serde_json::Value,
+) -> Result<(), PageError> {
+    let mut detail = detail;
+    detail["reason"] = json!(reason);
+    audit::record(
+        &state.db,
+        NewEvent::failure(actor, "secret.rejected", "denied")
+            .request(link.id)
+            .detail(detail),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The receipt page and its "check again" button.
+
+use super::gone_unless_pending;
+use crate::http::error::PageError;
+use crate::http::form::Form;
+use crate::http::pages::{render, ReceiptPage};
+use crate::http::AppState;
+use crate::providers::{Check, CheckResult, CheckStatus, Provider};
+use crate::service::checks::{recheck, RecheckError};
+use crate::store::audit::Actor;
+use crate::store::requests::{DropRequest, LinkState};
+use crate::store::secrets;
+use axum::response::Response;
+use chrono::Utc;
+
+/// How long after a submission the receipt's "check again" button works.
+const RECHECK_WINDOW: chrono::Duration = chrono::Duration::hours(1);
+/// After this many public re-checks of one secret, the button shows the last result.
+const RECHECK_LIMIT: i64 = 20;
+
+/// The receipt's "check again" button: re-runs the live check for a secret
+/// submitted through this link, shortly after submission, while staff have
+/// not yet taken it over.
+pub(super) async fn check_again(
+    state: &AppState,
+    actor: &Actor,
+    link: &DropRequest,
+    provider: &'static Provider,
+    form: &Form,
+    nonce: &str,
+) -> Result<Response, PageError> {
+    let id = form
+        .get("reference")
+        .and_then(|r| uuid::Uuid::parse_str(r).ok())
+        .ok_or_else(|| {
+            PageError::BadRequest("The form did not say which submission to check.".into())
+        })?;
+    let meta = secrets::get(&state.db, id)
+        .await?
+        .filter(|m| m.request_id == link.id)
+        .ok_or(PageError::NotFound)?;
+    if link.revoked_at.is_some() {
+        gone_unless_pending(LinkState::Revoked)?;
+    }
+    if Utc::now() - meta.created_at > RECHECK_WINDOW || meta.status != "received" {
+        return Err(PageError::Gone {
+            title: "This check can no longer be repeated here",
+            message: "Our team has taken over this credential and will check it again themselves.",
+        });
+    }
+    let last: Option<CheckResult> = serde_json::from_value(meta.check_result.clone()).ok();
+    let exhausted = secrets::public_recheck_count(&state.db, id).await? >= RECHECK_LIMIT;
+    let check = match last {
+        Some(last) if exhausted => last,
+        _ => match recheck(&state.db, &state.keyring, &state.checker, actor, id).await {
+            Ok((_, result)) => result,
+            Err(RecheckError::Db(e)) => return Err(e.into()),
+            Err(e) => return Err(anyhow::Error::new(e).into()),
+        },
+    };
+    Ok(receipt(
+        state,
+        link,
+        provider,
+        &id,
+        &meta.fingerprint,
+        meta.created_at,
+        &check,
+        nonce,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn receipt(
+    state: &AppState,
+    link: &DropRequest,
+    provider: &'static Provider,
+    id: &uuid::Uuid,
+    fingerprint: &str,
+    created_at: chrono::DateTime<Utc>,
+    check: &CheckResult,
+    nonce: &str,
+) -> Response {
+    let (check_class, check_title, check_message) = describe(provider, check);
+    let can_recheck = provider.check != Check::None
+        && matches!(
+            check.status,
+            CheckStatus::MissingPermissions | CheckStatus::Unverified
+        );
+    render(&ReceiptPage {
+        reference: id.to_string(),
+        provider_name: provider.name,
+        organization: &link.organization,
+        fingerprint,
+        received_at: created_at.format("%-d %B %Y, %H:%M UTC").to_string(),
+        check_class,
+        check_title,
+        check_message,
+        missing: check.missing.clone(),
+        fix_steps: if check.status == CheckStatus::MissingPermissions {
+            provider.fix_steps
+        } else {
+            &[]
+        },
+        egress_ips: state.checker.egress_ips().to_vec(),
+        recheck_csrf: can_recheck.then(|| state.csrf.token(link.id, nonce)),
+    })
+}
+
+/// How the receipt words a check result.
+fn describe(provider: &Provider, check: &CheckResult) -> (&'static str, &'static str, String) {
+    match check.status {
+        CheckStatus::Verified => ("verified", "Verified", "We tested the credential and it has every permission we need.".into()),
+        CheckStatus::MissingPermissions => (
+            "missing",
+            "Some permissions are missing",
+            "The credential works, but it lacks the permissions listed below. Add them to the same credential; you do not need to submit it again.".into(),
+        ),
+        CheckStatus::Invalid => ("invalid", "The credential was rejected", check.detail.clone()),
+        CheckStatus::Unverified if provider.check == Check::None => (
+            "unverified",
+            "Received",
+            "This kind of secret cannot be tested automatically. Our team will check it and contact you if anything is wrong.".into(),
+        ),
+        CheckStatus::Unverified => (
+            "unverified",
+            "Received, not yet verified",
+            format!(
+                "We stored the credential but could not test it right now: {}. Our team will check it and contact you if anything is wrong.",
+                check.detail.trim_end_matches('.')
+            ),
+        ),
+    }
+}

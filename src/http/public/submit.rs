@@ -1,0 +1,276 @@
+//! `POST /d/{token}`: validate, check with the provider, store, answer a receipt.
+
+use super::receipt::{check_again, receipt};
+use super::{drop_page, field_view, find_link, gone_unless_pending, provider_of, reject};
+use crate::domain::Email;
+use crate::http::client_ip::ClientIp;
+use crate::http::csrf::check_origin;
+use crate::http::error::PageError;
+use crate::http::form::Form;
+use crate::http::pages::{render, ErrorPage, FieldView, FormError};
+use crate::http::AppState;
+use crate::providers::{CheckStatus, Provider};
+use crate::service::submission::{self, Submission, SubmitError};
+use crate::store::audit::Actor;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use chrono::Utc;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+pub(super) async fn submit(
+    State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, PageError> {
+    let link = find_link(&state, ip, &token).await?;
+    let provider = provider_of(&link)?;
+    let actor = Actor::public(Some(ip.0.to_string()));
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            reject(&state, &actor, &link, "too_large", json!({})).await?;
+            let mut resp = ErrorPage {
+                title: "That was too much text",
+                message: "The form was larger than any credential we expect.",
+                hint: "Nothing was stored. Go back and paste only the credential itself.",
+            }
+            .into_response();
+            *resp.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            return Ok(resp);
+        }
+        Err(e) => return Err(PageError::BadRequest(e.body_text())),
+    };
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(PageError::BadRequest(
+            "The form must be sent as application/x-www-form-urlencoded.".into(),
+        ));
+    }
+    if let Err(why) = check_origin(&headers, &state.config.public_origin()) {
+        reject(&state, &actor, &link, "origin", json!({ "why": why })).await?;
+        return Err(PageError::Forbidden(
+            "This form was sent from another website, so we did not accept it.",
+        ));
+    }
+    let form = match Form::parse(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            reject(
+                &state,
+                &actor,
+                &link,
+                "malformed_form",
+                json!({ "why": e.to_string() }),
+            )
+            .await?;
+            return Err(PageError::BadRequest(format!(
+                "The form could not be read: {e}."
+            )));
+        }
+    };
+    if let Err(why) = state.csrf.verify(&headers, link.id, form.get("csrf_token")) {
+        reject(&state, &actor, &link, "csrf", json!({ "why": why })).await?;
+        return Err(PageError::Forbidden(
+            "Your form session expired or could not be confirmed, so we did not accept it.",
+        ));
+    }
+    let (nonce, _) = state.csrf.nonce(&headers);
+    if form.get("recheck").is_some() {
+        return check_again(&state, &actor, &link, provider, &form, &nonce).await;
+    }
+    gone_unless_pending(link.state(Utc::now()))?;
+
+    let Validated {
+        views,
+        errors,
+        fields,
+        name,
+        name_error,
+        email,
+    } = validate(provider, &form);
+    let email_error = email.as_ref().err().cloned();
+    let again = |views, errors, name_error, email_error| {
+        let mut page = drop_page(&state, &link, provider, &nonce, views);
+        page.submitter_name = form
+            .get("submitter_name")
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect();
+        page.submitter_email = form
+            .get("submitter_email")
+            .unwrap_or("")
+            .chars()
+            .take(254)
+            .collect();
+        page.name_error = name_error;
+        page.email_error = email_error;
+        page.errors = errors;
+        let mut resp = render(&page);
+        *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        resp
+    };
+    let email = match email {
+        Ok(email) if errors.is_empty() => email,
+        _ => {
+            let names: Vec<_> = errors.iter().map(|e| e.field).collect();
+            reject(
+                &state,
+                &actor,
+                &link,
+                "invalid_fields",
+                json!({ "fields": names }),
+            )
+            .await?;
+            return Ok(again(views, errors, name_error, email_error));
+        }
+    };
+
+    // Ask the provider before storing: a rejected credential is not kept.
+    let check = state.checker.check(provider, &fields).await;
+    tracing::info!(request_id = %link.id, provider = provider.id, status = ?check.status, "live check finished");
+    if check.status == CheckStatus::Invalid {
+        reject(
+            &state,
+            &actor,
+            &link,
+            "invalid_credential",
+            json!({ "detail": check.detail }),
+        )
+        .await?;
+        let target = if check.detail.contains("company domain") {
+            "company_domain"
+        } else {
+            provider.fingerprint_field
+        };
+        let views = views
+            .into_iter()
+            .map(|mut v| {
+                if v.name == target {
+                    v.error = Some(check.detail.clone());
+                }
+                v
+            })
+            .collect();
+        let errors = vec![FormError {
+            field: target,
+            message: check.detail.clone(),
+        }];
+        return Ok(again(views, errors, None, None));
+    }
+
+    let sub = Submission {
+        submitter_name: name,
+        submitter_email: &email,
+        fields,
+    };
+    let stored = match submission::store(
+        &state.db,
+        &state.keyring,
+        &link,
+        provider,
+        &sub,
+        &check,
+        &actor,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(SubmitError::LinkGone(s)) => {
+            return Err(gone_unless_pending(s).err().unwrap_or(PageError::NotFound))
+        }
+        Err(SubmitError::Db(e)) => return Err(e.into()),
+        Err(e @ SubmitError::Crypto(_)) => return Err(anyhow::Error::new(e).into()),
+    };
+    tracing::info!(secret_id = %stored.id, request_id = %link.id, provider = provider.id, "credential received");
+    Ok(receipt(
+        &state,
+        &link,
+        provider,
+        &stored.id,
+        &stored.fingerprint,
+        stored.created_at,
+        &check,
+        &nonce,
+    ))
+}
+
+/// A drop form after validation: every problem at once, with the views to
+/// re-render the form. Values borrow from the (zeroizing) form.
+struct Validated<'f> {
+    views: Vec<FieldView>,
+    errors: Vec<FormError>,
+    /// Provider field → trimmed value; blank optional fields are absent.
+    fields: BTreeMap<&'static str, &'f str>,
+    name: &'f str,
+    name_error: Option<String>,
+    email: Result<Email, String>,
+}
+
+fn validate<'f>(provider: &'static Provider, form: &'f Form) -> Validated<'f> {
+    let mut errors = Vec::new();
+    let mut views = Vec::new();
+    let mut fields = BTreeMap::new();
+    for f in provider.fields {
+        let error = match f.validate(form.get(f.name)) {
+            Ok(Some(v)) => {
+                fields.insert(f.name, v);
+                None
+            }
+            Ok(None) => None,
+            Err(message) => {
+                errors.push(FormError {
+                    field: f.name,
+                    message: message.clone(),
+                });
+                Some(message)
+            }
+        };
+        views.push(field_view(f, form.get(f.name), error));
+    }
+    let name = form.get("submitter_name").unwrap_or("").trim();
+    let name_error = if name.is_empty() {
+        Some("Enter your name.".to_owned())
+    } else if name.chars().count() > 200 || name.chars().any(char::is_control) {
+        Some("Enter your name in at most 200 characters, on one line.".to_owned())
+    } else {
+        None
+    };
+    if let Some(m) = &name_error {
+        errors.push(FormError {
+            field: "submitter_name",
+            message: m.clone(),
+        });
+    }
+    let email = Email::parse(form.get("submitter_email").unwrap_or("")).map_err(str::to_owned);
+    if let Err(m) = &email {
+        errors.push(FormError {
+            field: "submitter_email",
+            message: m.clone(),
+        });
+    }
+    Validated {
+        views,
+        errors,
+        fields,
+        name,
+        name_error,
+        email,
+    }
+}
