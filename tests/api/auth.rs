@@ -233,3 +233,50 @@ async fn health_and_readiness_answer_on_both_listeners(db: PgPool) {
         assert_eq!(r["keks"]["active"], "test-kek");
     }
 }
+
+#[sqlx::test]
+async fn the_openapi_document_lists_every_operation_and_each_one_exists(db: PgPool) {
+    let app = spawn_app(db).await;
+    let resp = app
+        .api
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let spec: Value = resp.json().await.unwrap();
+    assert_eq!(spec["openapi"], "3.1.0");
+    let paths = spec["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, ops) in paths {
+        if path.ends_with("openapi.json") {
+            continue;
+        }
+        let url = app.url(&path.replace("{id}", &uuid::Uuid::new_v4().to_string()));
+        for method in ops.as_object().unwrap().keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            // Without a token, an existing operation answers 401 (a missing one 404 or 405).
+            let status = app
+                .api
+                .request(method.clone(), &url)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            operations += 1;
+        }
+    }
+    assert_eq!(
+        operations, 10,
+        "every operation of the contract is described"
+    );
+    // And it is not served on the public listener.
+    let public = app
+        .api
+        .get(format!("{}/api/v1/openapi.json", app.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+}
