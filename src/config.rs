@@ -209,7 +209,7 @@ impl Config {
             public_addr,
             internal_addr,
             public_url,
-            log_filter: env("KEYDROP_LOG").unwrap_or_else(|| "info".into()),
+            log_filter: env("KEYDROP_LOG").unwrap_or_else(|| DEFAULT_LOG_FILTER.into()),
             log_json,
             rate_limit,
             link_ttl,
@@ -257,6 +257,18 @@ fn parse_public_url(s: &str) -> anyhow::Result<Url> {
         bail!("KEYDROP_PUBLIC_URL={s:?} must not have a query or fragment");
     }
     Ok(url)
+}
+
+/// Default log filter: `info`, without Postgres NOTICE chatter from migrations.
+pub const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
+
+/// `KEYDROP_LOG` and whether `KEYDROP_LOG_FORMAT` is `json`, read before
+/// anything else so that start-up errors are already logged as configured.
+/// (An invalid format falls back to pretty here; [`Config::from_env`] reports it.)
+pub fn log_settings() -> (String, bool) {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let filter = get("KEYDROP_LOG").unwrap_or_else(|| DEFAULT_LOG_FILTER.into());
+    (filter, get("KEYDROP_LOG_FORMAT").as_deref() == Some("json"))
 }
 
 /// Loads the KEK ring from `KEYDROP_KEKS` or the file named by `KEYDROP_KEKS_FILE`.
