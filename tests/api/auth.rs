@@ -77,12 +77,10 @@ async fn missing_wrong_expired_and_revoked_tokens_get_401(db: PgPool) {
 async fn each_scope_allows_its_endpoints_and_nothing_more(db: PgPool) {
     let app = spawn_app(db).await;
     let (_, link) = app.create_link("lever").await;
-    let csrf = app.open_form(&link).await;
     let resp = app
-        .submit(
+        .open_and_submit(
             &link,
             &[
-                ("csrf_token", &csrf),
                 ("submitter_name", "A"),
                 ("submitter_email", "a@b.co"),
                 ("api_key", "key-1"),

@@ -21,12 +21,10 @@ async fn submit_gh(app: &TestApp, id: &str, secret: &str) -> (StatusCode, String
 }
 
 async fn submit_gh_to(app: &TestApp, link: &str, id: &str, secret: &str) -> (StatusCode, String) {
-    let csrf = app.open_form(link).await;
     let resp = app
-        .submit(
+        .open_and_submit(
             link,
             &[
-                ("csrf_token", &csrf),
                 ("submitter_name", "Jane"),
                 ("submitter_email", "jane@acme.com"),
                 ("client_id", id),
@@ -97,12 +95,10 @@ async fn a_user_id_is_sent_as_the_token_subject(db: PgPool) {
     let fake = Fake::start(Behaviour::default()).await;
     let app = app_with(db, &fake, &[]).await;
     let (_, link) = app.create_link("greenhouse").await;
-    let csrf = app.open_form(&link).await;
     let resp = app
-        .submit(
+        .open_and_submit(
             &link,
             &[
-                ("csrf_token", &csrf),
                 ("submitter_name", "Jane"),
                 ("submitter_email", "jane@acme.com"),
                 ("client_id", GH_CLIENT_ID),
@@ -425,12 +421,10 @@ async fn the_legacy_key_is_checked_with_basic_auth_and_missing_endpoints_named(d
         let app = &app;
         async move {
             let (_, link) = app.create_link("greenhouse-legacy").await;
-            let csrf = app.open_form(&link).await;
             let resp = app
-                .submit(
+                .open_and_submit(
                     &link,
                     &[
-                        ("csrf_token", &csrf),
                         ("submitter_name", "J"),
                         ("submitter_email", "j@acme.com"),
                         ("api_key", key),
@@ -540,12 +534,10 @@ async fn generic_secrets_are_not_checked_and_the_receipt_says_so(db: PgPool) {
     let fake = Fake::start(Behaviour::default()).await;
     let app = app_with(db, &fake, &[]).await;
     let (_, link) = app.create_link("generic").await;
-    let csrf = app.open_form(&link).await;
     let resp = app
-        .submit(
+        .open_and_submit(
             &link,
             &[
-                ("csrf_token", &csrf),
                 ("submitter_name", "J"),
                 ("submitter_email", "j@acme.com"),
                 ("label", "SFTP"),

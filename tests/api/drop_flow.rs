@@ -254,12 +254,10 @@ async fn expired_revoked_and_unknown_links_are_refused_with_a_helpful_page(db: P
 async fn a_bad_email_re_renders_the_form_keeping_typed_values_but_never_secrets(db: PgPool) {
     let app = spawn_app(db).await;
     let (_, link) = app.create_link("greenhouse").await;
-    let csrf = app.open_form(&link).await;
     let resp = app
-        .submit(
+        .open_and_submit(
             &link,
             &[
-                ("csrf_token", &csrf),
                 ("submitter_name", "Jane <script>alert(1)</script>"),
                 ("submitter_email", "not-an-email"),
                 ("client_id", "visible-client-id"),
@@ -298,15 +296,8 @@ async fn a_bad_email_re_renders_the_form_keeping_typed_values_but_never_secrets(
 async fn missing_required_fields_are_each_named(db: PgPool) {
     let app = spawn_app(db).await;
     let (_, link) = app.create_link("bamboohr").await;
-    let csrf = app.open_form(&link).await;
     let resp = app
-        .submit(
-            &link,
-            &[
-                ("csrf_token", &csrf),
-                ("company_domain", "acme.bamboohr.com"),
-            ],
-        )
+        .open_and_submit(&link, &[("company_domain", "acme.bamboohr.com")])
         .await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = resp.text().await.unwrap();

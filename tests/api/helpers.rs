@@ -214,6 +214,14 @@ impl TestApp {
         csrf_from(&resp.text().await.unwrap())
     }
 
+    /// Opens the drop page (for the CSRF cookie and token), then posts `fields` with that token.
+    pub async fn open_and_submit(&self, link: &str, fields: &[(&str, &str)]) -> Response {
+        let csrf = self.open_form(link).await;
+        let mut form = vec![("csrf_token", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.submit(link, &form).await
+    }
+
     /// POSTs the drop form with the browser's cookies.
     pub async fn submit(&self, link: &str, fields: &[(&str, &str)]) -> Response {
         self.browser.post(link).form(fields).send().await.unwrap()
@@ -221,11 +229,9 @@ impl TestApp {
 
     /// Opens the form and submits a valid Greenhouse credential.
     pub async fn submit_greenhouse(&self, link: &str, secret: &str) -> Response {
-        let csrf = self.open_form(link).await;
-        self.submit(
+        self.open_and_submit(
             link,
             &[
-                ("csrf_token", &csrf),
                 ("submitter_name", "Jane Admin"),
                 ("submitter_email", "jane@acme.example.com"),
                 ("client_id", "client-id-123"),

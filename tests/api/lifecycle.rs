@@ -99,11 +99,9 @@ async fn secrets_can_be_filtered_and_unknown_ids_are_404(db: PgPool) {
     let app = spawn_app(db).await;
     let id = one_secret(&app).await;
     let (_, link) = app.create_link("lever").await;
-    let csrf = app.open_form(&link).await;
-    app.submit(
+    app.open_and_submit(
         &link,
         &[
-            ("csrf_token", &csrf),
             ("submitter_name", "B"),
             ("submitter_email", "b@c.de"),
             ("api_key", "lk"),

@@ -359,12 +359,10 @@ async fn failed_live_checks_and_retention_shredding_are_announced(db: PgPool) {
     .await;
     let app = spawn_app_env(db.clone(), &fake.env()).await;
     let (_, link) = app.create_link("greenhouse").await;
-    let csrf = app.open_form(&link).await;
     let resp = app
-        .submit(
+        .open_and_submit(
             &link,
             &[
-                ("csrf_token", &csrf),
                 ("submitter_name", "Jane"),
                 ("submitter_email", "jane@acme.example.com"),
                 ("client_id", GH_CLIENT_ID),
