@@ -169,7 +169,9 @@ async fn a_read_only_database_answers_clear_503s_and_stores_nothing(db: PgPool) 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    drop(me);
+    // This session predates the setting too: close it rather than hand it back to the
+    // pool the app shares, where it would serve a writable connection.
+    sqlx::Connection::close(me.detach()).await.unwrap();
 
     let resp = app
         .submit(
