@@ -74,6 +74,11 @@ impl Application {
             std::sync::Arc::new(self.state.config.webhooks.clone()),
             rx.clone(),
         ));
+        // The public /readyz answers from this task's verdict; decide it once
+        // before serving, so the first answer is already real.
+        let first = http::health::refresh_once(&self.state);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), first).await;
+        tokio::spawn(http::health::refresh(self.state.clone(), rx.clone()));
         let config = self.state.config.clone();
         let retention = config.purge_interval.map(|every| {
             let policy = retention::Policy {

@@ -1,8 +1,12 @@
 //! Liveness and readiness, on both listeners.
 //!
-//! `/readyz` on the internal listener also reports how many secrets each KEK
-//! id still wraps (to follow a rotation); the public one does not tell the
-//! internet how many secrets are stored.
+//! The internal `/readyz` runs its checks on every request and answers with
+//! the detail (KEK ids, pending migrations, rows per KEK id) an operator
+//! needs. The public `/readyz` is reachable by anyone: it answers from a
+//! cached verdict that one background task refreshes at most once a second
+//! ([`refresh`]), so a flood of health requests costs no database work and
+//! cannot crowd submissions out of the connection pool, and its body says only
+//! `ready` or `not_ready` — nothing about keys, schema or counts.
 
 use super::AppState;
 use crate::store::{canary, maintenance, MIGRATOR};
@@ -13,13 +17,13 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Health checks for the public listener.
+/// Health checks for the public listener: no database work per request.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(|s| readyz(s, false)))
+        .route("/readyz", get(public_readyz))
 }
 
 /// Health checks for the internal listener, with rows per KEK id.
@@ -36,24 +40,125 @@ async fn healthz() -> Json<Value> {
 
 /// How long the database gets to answer every readiness query together.
 const DEADLINE: Duration = Duration::from_secs(2);
+/// How often the public listener's cached verdict is refreshed.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
+/// A cached verdict older than this is not trusted (the refresh task is stuck
+/// or gone): the public answer turns `not_ready`.
+const STALE_AFTER: Duration = Duration::from_secs(10);
+
+/// The last readiness verdict, for the public listener.
+#[derive(Debug, Default)]
+pub struct ReadyCache {
+    /// `(ready, when it was decided)`; `None` until the first check ran.
+    last: std::sync::Mutex<Option<(bool, Instant)>>,
+}
+
+impl ReadyCache {
+    fn set(&self, ready: bool) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((ready, Instant::now()));
+    }
+
+    /// Ready according to a verdict at most [`STALE_AFTER`] old.
+    pub fn is_ready(&self) -> bool {
+        let last = *self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.is_some_and(|(ready, at)| ready && at.elapsed() < STALE_AFTER)
+    }
+}
+
+/// Runs the readiness checks once and caches the verdict. A check that misses
+/// the deadline makes the verdict `not_ready` at once, but is not cancelled:
+/// the next one starts only after it ended, so the refresh never holds more
+/// than one pooled connection, however slow the database is. (Dropping a query
+/// mid-flight would not free its connection either: the pool waits for the
+/// server to finish before reusing it.)
+pub async fn refresh_once(state: &AppState) {
+    let task = {
+        let state = state.clone();
+        tokio::spawn(async move { probe(&state, false).await })
+    };
+    tokio::pin!(task);
+    let outcome = match tokio::time::timeout(DEADLINE, &mut task).await {
+        Ok(done) => done.ok(),
+        Err(_) => {
+            state.readiness.set(false);
+            task.await.ok();
+            return;
+        }
+    };
+    let (ready, _) = report(state, outcome);
+    state.readiness.set(ready);
+}
+
+/// Refreshes the cached verdict every [`REFRESH_EVERY`] (after the previous
+/// check finished, so never more often) until `stop` changes.
+pub async fn refresh(state: AppState, mut stop: tokio::sync::watch::Receiver<()>) {
+    let mut tick = tokio::time::interval(REFRESH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            () = refresh_once(&state) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The public answer: the cached verdict, without detail.
+async fn public_readyz(State(state): State<AppState>) -> Response {
+    if state.readiness.is_ready() {
+        (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready" })),
+        )
+            .into_response()
+    }
+}
+
+/// The internal answer: checks now, with every detail.
+async fn readyz(State(state): State<AppState>, detail: bool) -> Response {
+    let (ready, body) = assess(&state, detail).await;
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body)).into_response()
+}
+
+/// What the readiness queries found: KEK status, applied migrations, and
+/// (internal listener only) rows per KEK id.
+type Probe = sqlx::Result<(canary::KeyringStatus, Vec<i64>, Option<Vec<(String, i64)>>)>;
+
+/// Runs the readiness queries (no deadline of its own).
+async fn probe(state: &AppState, detail: bool) -> Probe {
+    let keks = canary::status(&state.db, &state.keyring).await?;
+    let applied = maintenance::applied_migrations(&state.db).await?;
+    let rows = if detail {
+        Some(maintenance::rows_per_kek(&state.db).await?)
+    } else {
+        None
+    };
+    Ok((keks, applied, rows))
+}
 
 /// The database answers within a deadline, the KEK ring matches it, and its
-/// schema has every migration this binary knows.
-async fn readyz(State(state): State<AppState>, detail: bool) -> Response {
-    let check = tokio::time::timeout(DEADLINE, async {
-        let keks = canary::status(&state.db, &state.keyring).await?;
-        let applied = maintenance::applied_migrations(&state.db).await?;
-        let rows = if detail {
-            Some(maintenance::rows_per_kek(&state.db).await?)
-        } else {
-            None
-        };
-        Ok::<_, sqlx::Error>((keks, applied, rows))
-    })
-    .await;
+/// schema has every migration this binary knows. Returns the verdict and the
+/// detailed report (for the internal listener only).
+async fn assess(state: &AppState, detail: bool) -> (bool, Value) {
+    let check = tokio::time::timeout(DEADLINE, probe(state, detail)).await;
+    report(state, check.ok())
+}
+
+/// The verdict and report for a probe's outcome (`None`: it missed the deadline).
+fn report(state: &AppState, check: Option<Probe>) -> (bool, Value) {
     let unknown = || json!({ "status": "unknown" });
     let (ready, database, keks, migrations) = match check {
-        Ok(Ok((status, applied, rows))) => {
+        Some(Ok((status, applied, rows))) => {
             let keks_ok = status.is_valid();
             let mut keks = json!({
                 "status": if !keks_ok { "mismatch" } else if status.missing.is_empty() { "ok" } else { "degraded" },
@@ -70,16 +175,11 @@ async fn readyz(State(state): State<AppState>, detail: bool) -> Response {
             let current = migrations["status"] != "pending";
             (keks_ok && current, "ok", keks, migrations)
         }
-        Ok(Err(e)) => {
+        Some(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database error");
             (false, "error", unknown(), unknown())
         }
-        Err(_) => (false, "timeout", unknown(), unknown()),
-    };
-    let code = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+        None => (false, "timeout", unknown(), unknown()),
     };
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
@@ -87,7 +187,7 @@ async fn readyz(State(state): State<AppState>, detail: bool) -> Response {
         "keks": keks,
         "migrations": migrations,
     });
-    (code, Json(body)).into_response()
+    (ready, body)
 }
 
 /// `current`, `pending` (this binary expects migrations the database lacks:

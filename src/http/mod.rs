@@ -9,7 +9,7 @@ pub mod client_ip;
 pub mod csrf;
 pub mod error;
 pub mod form;
-mod health;
+pub mod health;
 pub mod pages;
 mod public;
 mod security;
@@ -38,6 +38,8 @@ pub struct AppState {
     pub link_failures: Arc<throttle::FailureThrottle>,
     /// Failed staff-token lookups per client.
     pub staff_failures: Arc<throttle::FailureThrottle>,
+    /// The readiness verdict the public listener answers with.
+    pub readiness: Arc<health::ReadyCache>,
 }
 
 impl AppState {
@@ -56,6 +58,7 @@ impl AppState {
         Self {
             link_failures: Arc::new(throttle::FailureThrottle::new(limit)),
             staff_failures: Arc::new(throttle::FailureThrottle::new(limit)),
+            readiness: Arc::default(),
             checker,
             db,
             keyring: Arc::new(keyring),

@@ -227,8 +227,13 @@ async fn health_and_readiness_answer_on_both_listeners(db: PgPool) {
         assert_eq!(resp.status(), StatusCode::OK);
         let r: Value = resp.json().await.unwrap();
         assert_eq!(r["status"], "ready");
-        assert_eq!(r["database"], "ok");
-        assert_eq!(r["keks"]["active"], "test-kek");
+        if base == &app.internal {
+            assert_eq!(r["database"], "ok");
+            assert_eq!(r["keks"]["active"], "test-kek");
+        } else {
+            // The internet learns ready or not, nothing about keys or schema.
+            assert_eq!(r, serde_json::json!({ "status": "ready" }));
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod checks;
 mod drop_flow;
 mod fakes;
 mod faults;
+mod hardening;
 mod helpers;
 mod hostile;
 mod lifecycle;
