@@ -317,7 +317,7 @@ async fn request(cmd: RequestCmd) -> anyhow::Result<()> {
             }
         }
         RequestCmd::List { json } => {
-            let all = requests::list(&db, 1000).await?;
+            let all = requests::list(&db, requests::Filter::default(), 1000).await?;
             let now = Utc::now();
             if json {
                 let items: Vec<_> = all

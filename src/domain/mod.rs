@@ -3,6 +3,7 @@
 mod duration;
 mod email;
 mod scope;
+pub mod text;
 mod token;
 
 pub use duration::HumanDuration;

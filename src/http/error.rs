@@ -25,11 +25,16 @@ pub enum ApiError {
     Invalid(String),
     #[error("the request body is too large")]
     TooLarge,
+    /// A body in a format the endpoint does not read (415).
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
+    #[error("this endpoint does not answer that method")]
+    MethodNotAllowed,
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("the key that encrypted this secret (KEK {0:?}) is not configured on this server")]
     KekUnavailable(String),
-    #[error("too many failed attempts from your address; retry after {0} seconds")]
+    #[error("too many failed attempts from your address; retry after {}", seconds(*.0))]
     RateLimited(u64),
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
@@ -60,6 +65,10 @@ impl ApiError {
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             Self::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::KekUnavailable(_) => (StatusCode::INTERNAL_SERVER_ERROR, "kek_unavailable"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
@@ -112,6 +121,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// "1 second", "30 seconds": for messages that tell a person how long to wait.
+pub fn seconds(n: u64) -> String {
+    if n == 1 {
+        "1 second".to_owned()
+    } else {
+        format!("{n} seconds")
+    }
+}
+
 /// True for errors meaning "the database can't be reached right now": no
 /// connection in time, a dropped connection, a server shutting down or
 /// starting (57P01-57P03), a connection failure (class 08), too many
@@ -130,10 +148,16 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
 #[derive(Debug)]
 pub enum PageError {
     NotFound,
+    /// A link (or a page's action) that no longer works. `hint` says what
+    /// happened to anything already submitted: a page seen after a
+    /// submission must never claim that nothing was submitted.
     Gone {
         title: &'static str,
         message: &'static str,
+        hint: &'static str,
     },
+    /// A receipt's "check again" named a submission this link does not have.
+    SubmissionNotFound,
     Forbidden(&'static str),
     BadRequest(String),
     /// Too many failed lookups from this client; retry after this many seconds.
@@ -169,7 +193,7 @@ impl IntoResponse for PageError {
             Self::TooMany(secs) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Please slow down",
-                format!("Too many links that do not exist were opened from your network. Please wait {secs} seconds and try again."),
+                format!("Too many links that do not exist were opened from your network. Please wait {} and try again.", seconds(secs)),
                 "Check that you copied the whole link from the message you received.",
             ),
             Self::NotFound => (
@@ -178,11 +202,12 @@ impl IntoResponse for PageError {
                 "This drop link does not exist. Check that you copied the whole link from the message you received.".to_owned(),
                 "If it still does not work, ask the person who sent it for a new link.",
             ),
-            Self::Gone { title, message } => (
-                StatusCode::GONE,
-                title,
-                message.to_owned(),
-                "Nothing was submitted through this page. If you still need to send a credential, ask the person who sent you the link for a new one.",
+            Self::Gone { title, message, hint } => (StatusCode::GONE, title, message.to_owned(), hint),
+            Self::SubmissionNotFound => (
+                StatusCode::NOT_FOUND,
+                "Submission not found",
+                "This link has no submission with that reference, so there is nothing to check again.".to_owned(),
+                "Open the drop link again, or use the reference shown on your receipt when you ask us about it.",
             ),
             Self::Forbidden(why) => (
                 StatusCode::FORBIDDEN,

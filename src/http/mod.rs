@@ -80,6 +80,7 @@ pub fn public_router(state: AppState) -> Router {
     let router = Router::new()
         .merge(public::router(&state))
         .merge(health::router())
+        .method_not_allowed_fallback(public::method_not_allowed)
         .fallback(public::not_found)
         .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT))
         .with_state(state)

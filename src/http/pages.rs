@@ -88,4 +88,6 @@ pub struct ReceiptPage<'a> {
     pub egress_ips: Vec<String>,
     /// A CSRF token for the "check again" button, when it is offered.
     pub recheck_csrf: Option<String>,
+    /// The "check again" button's words.
+    pub recheck_label: &'static str,
 }

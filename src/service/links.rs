@@ -1,10 +1,10 @@
 //! Creating and revoking drop links.
 
 use crate::config::drop_url;
-use crate::domain::{DropToken, Email, HumanDuration};
+use crate::domain::{text, DropToken, Email, HumanDuration};
 use crate::providers::{self, Provider};
 use crate::store::audit::{self, Actor, NewEvent};
-use crate::store::requests::{self, DropRequest, NewRequest};
+use crate::store::requests::{self, DropRequest, LinkState, NewRequest};
 use chrono::Utc;
 use serde_json::json;
 use sqlx::PgPool;
@@ -38,13 +38,8 @@ pub const MAX_USES_LIMIT: i64 = 100_000;
 impl LinkInput {
     /// Parses raw input; `default_ttl` applies when no expiry is given.
     pub fn parse(raw: RawLink<'_>, default_ttl: HumanDuration) -> Result<Self, String> {
-        let organization = raw.organization.trim();
-        if organization.is_empty()
-            || organization.chars().count() > 200
-            || organization.chars().any(char::is_control)
-        {
-            return Err("organization must be 1-200 characters without control characters".into());
-        }
+        let organization =
+            text::identifier(raw.organization, 200).map_err(|e| format!("organization {e}"))?;
         let provider = providers::find(raw.provider.trim()).ok_or_else(|| {
             let ids: Vec<_> = providers::PROVIDERS.iter().map(|p| p.id).collect();
             format!(
@@ -66,10 +61,12 @@ impl LinkInput {
             .filter(|e| !e.trim().is_empty())
             .map(|e| Email::parse(e).map_err(|m| format!("contact_email: {m}")))
             .transpose()?;
-        let note = raw.note.map(str::trim).filter(|n| !n.is_empty());
-        if note.is_some_and(|n| n.chars().count() > 2000) {
-            return Err("note must be at most 2000 characters".into());
-        }
+        let note = raw
+            .note
+            .map(|n| text::multiline(n, 2000))
+            .transpose()
+            .map_err(|e| format!("note {e} (line breaks and tabs are allowed)"))?
+            .filter(|n| !n.is_empty());
         Ok(Self {
             organization: organization.to_owned(),
             provider,
@@ -138,25 +135,44 @@ pub async fn create(
 pub enum RevokeError {
     #[error("no drop link with that id")]
     NotFound,
-    #[error("the link was already revoked")]
-    AlreadyRevoked,
+    /// Only a link that can still be used can be revoked: revoking a used or
+    /// expired one would rewrite its history (the customer who submitted
+    /// would read "withdrawn"), and stop nothing.
+    #[error("{}", not_revocable(*.0))]
+    NotRevocable(LinkState),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
 
-/// Revokes a link so it can no longer be used.
+fn not_revocable(state: LinkState) -> &'static str {
+    match state {
+        LinkState::Revoked => "the link was already revoked",
+        LinkState::Used => {
+            "the link is used (every use was spent), so it can no longer be used and there is nothing to revoke"
+        }
+        LinkState::Expired => {
+            "the link is expired, so it can no longer be used and there is nothing to revoke"
+        }
+        LinkState::Pending => "the link can still be used",
+    }
+}
+
+/// Revokes a link that can still be used, so it no longer can.
 pub async fn revoke(db: &PgPool, actor: &Actor, id: Uuid) -> Result<DropRequest, RevokeError> {
     let mut tx = db.begin().await?;
     let req = requests::lock(&mut tx, id)
         .await?
         .ok_or(RevokeError::NotFound)?;
-    if req.revoked_at.is_some() {
-        return Err(RevokeError::AlreadyRevoked);
+    let state = req.state(Utc::now());
+    if state != LinkState::Pending {
+        return Err(RevokeError::NotRevocable(state));
     }
     requests::revoke(&mut tx, id).await?;
     audit::record(
         &mut *tx,
-        NewEvent::success(actor, "link.revoked").request(id),
+        NewEvent::success(actor, "link.revoked")
+            .request(id)
+            .detail(json!({ "use_count": req.use_count, "max_uses": req.max_uses })),
     )
     .await?;
     let req = requests::lock(&mut tx, id)

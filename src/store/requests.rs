@@ -134,13 +134,56 @@ pub async fn revoke(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Newest first.
-pub async fn list(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<DropRequest>> {
+/// Filters for listing links; `None` means any.
+#[derive(Debug, Default)]
+pub struct Filter<'a> {
+    pub state: Option<LinkState>,
+    pub provider: Option<&'a str>,
+    pub organization: Option<&'a str>,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Used => "used",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub const ALL: [LinkState; 4] = [Self::Pending, Self::Used, Self::Expired, Self::Revoked];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// Newest first. The state filter repeats [`DropRequest::state`] in SQL, with
+/// the database's clock.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    f: Filter<'_>,
+    limit: i64,
+) -> sqlx::Result<Vec<DropRequest>> {
     sqlx::query_as!(
         DropRequest,
         r#"SELECT id, organization, provider, contact_email, note, created_by_name, max_uses, use_count,
                   created_at, expires_at, used_at, revoked_at
-           FROM drop_requests ORDER BY created_at DESC, id LIMIT $1"#,
+           FROM drop_requests
+           WHERE CASE $1::text
+                   WHEN 'revoked' THEN revoked_at IS NOT NULL
+                   WHEN 'used' THEN revoked_at IS NULL AND use_count >= max_uses
+                   WHEN 'expired' THEN revoked_at IS NULL AND use_count < max_uses AND expires_at <= now()
+                   WHEN 'pending' THEN revoked_at IS NULL AND use_count < max_uses AND expires_at > now()
+                   ELSE true
+                 END
+             AND ($2::text IS NULL OR provider = $2)
+             AND ($3::text IS NULL OR organization = $3)
+           ORDER BY created_at DESC, id LIMIT $4"#,
+        f.state.map(LinkState::as_str),
+        f.provider,
+        f.organization,
         limit
     )
     .fetch_all(db)

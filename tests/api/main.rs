@@ -7,6 +7,7 @@ mod auth;
 mod binary;
 mod checks;
 mod drop_flow;
+mod edges;
 mod fakes;
 mod faults;
 mod hardening;

@@ -1,11 +1,13 @@
 //! The audit trail, read-only: filters and cursor pagination.
 
+use super::json::{limit, ApiQuery};
+use super::text_filter;
 use crate::domain::Scope;
 use crate::http::error::ApiError;
 use crate::http::staff::Staff;
 use crate::http::AppState;
 use crate::store::audit;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -19,6 +21,7 @@ pub fn router() -> Router<AppState> {
 
 /// `GET /api/v1/audit` query. Every filter is optional; they combine with AND.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Filter {
     secret_id: Option<String>,
     /// The drop link's id (`link_id` is accepted too).
@@ -32,7 +35,8 @@ struct Filter {
     until: Option<String>,
     /// `next_cursor` from the previous page.
     cursor: Option<String>,
-    limit: Option<i64>,
+    /// 1-1000, default 100.
+    limit: Option<String>,
 }
 
 fn opt_uuid(v: Option<String>, name: &str) -> Result<Option<Uuid>, ApiError> {
@@ -60,19 +64,19 @@ fn opt_time(v: Option<String>, name: &str) -> Result<Option<DateTime<Utc>>, ApiE
         .transpose()
 }
 
-fn opt_text(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+fn opt_text(v: Option<String>, name: &str) -> Result<Option<String>, ApiError> {
+    let v = v.map(|s| s.trim().to_owned());
+    Ok(text_filter(v.as_deref(), name)?.map(str::to_owned))
 }
 
 /// Newest first. `next_cursor` is set when more events may follow.
 async fn list(
     State(state): State<AppState>,
     staff: Staff,
-    filter: Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(f): ApiQuery<Filter>,
 ) -> Result<Json<Value>, ApiError> {
     staff.require(Scope::Read)?;
-    let Query(f) = filter.map_err(|e| ApiError::bad_request("invalid_filter", e.body_text()))?;
-    let limit = f.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = limit(f.limit.as_deref(), 100, 1000)?;
     let request_id = match (
         opt_uuid(f.request_id, "request_id")?,
         opt_uuid(f.link_id, "link_id")?,
@@ -85,7 +89,7 @@ async fn list(
         }
         (a, b) => a.or(b),
     };
-    let cursor = opt_text(f.cursor)
+    let cursor = opt_text(f.cursor, "cursor")?
         .map(|c| {
             c.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
                 ApiError::bad_request(
@@ -98,8 +102,8 @@ async fn list(
     let q = audit::Query {
         secret_id: opt_uuid(f.secret_id, "secret_id")?,
         request_id,
-        actor: opt_text(f.actor),
-        action: opt_text(f.action),
+        actor: opt_text(f.actor, "actor")?,
+        action: opt_text(f.action, "action")?,
         since: opt_time(f.since, "since")?,
         until: opt_time(f.until, "until")?,
         cursor,

@@ -17,11 +17,46 @@ pub fn router() -> Router<AppState> {
         .merge(requests::router())
         .merge(secrets::router())
         .merge(audit::router())
+        // After every route: it applies to the routes present when called.
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
 /// Any unknown path on the internal listener.
 pub async fn not_found() -> Response {
     ApiError::NotFound("no such endpoint").into_response()
+}
+
+/// A known path with a method it does not answer (axum adds `Allow`).
+async fn method_not_allowed() -> Response {
+    ApiError::MethodNotAllowed.into_response()
+}
+
+/// A provider filter: a provider id from the catalog, else 400 (an unknown
+/// id would silently match nothing).
+fn provider_filter(raw: Option<&str>) -> Result<Option<&str>, ApiError> {
+    let Some(raw) = raw.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    match crate::providers::find(raw) {
+        Some(p) => Ok(Some(p.id)),
+        None => {
+            let ids: Vec<_> = crate::providers::PROVIDERS.iter().map(|p| p.id).collect();
+            Err(ApiError::bad_request(
+                "invalid_filter",
+                format!("unknown provider {raw:?}: use one of {}", ids.join(", ")),
+            ))
+        }
+    }
+}
+
+/// A free-text filter: blank means none; control characters are a 400.
+fn text_filter<'a>(raw: Option<&'a str>, name: &str) -> Result<Option<&'a str>, ApiError> {
+    let Some(raw) = raw.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    crate::domain::text::filter(raw)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request("invalid_filter", format!("{name} {e}")))
 }
 
 /// Parses an id from the path; a malformed id names nothing, so it is a 404.

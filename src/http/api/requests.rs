@@ -1,13 +1,13 @@
 //! Drop links: create, list, revoke.
 
-use super::json::JsonBody;
-use super::parse_id;
+use super::json::{limit, ApiQuery, JsonBody};
+use super::{parse_id, provider_filter, text_filter};
 use crate::domain::Scope;
 use crate::http::error::ApiError;
 use crate::http::staff::Staff;
 use crate::http::AppState;
 use crate::service::links::{self, LinkInput, RawLink, RevokeError};
-use crate::store::requests::{self, DropRequest};
+use crate::store::requests::{self, DropRequest, LinkState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
@@ -76,11 +76,45 @@ async fn create(
     Ok((StatusCode::CREATED, Json(out)))
 }
 
-async fn list(State(state): State<AppState>, staff: Staff) -> Result<Json<Value>, ApiError> {
+/// `GET /api/v1/requests` query; every filter is optional, they combine with AND.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    provider: Option<String>,
+    organization: Option<String>,
+    limit: Option<String>,
+}
+
+/// Newest first, at most `limit` (1-1000, default 500).
+async fn list(
+    State(state): State<AppState>,
+    staff: Staff,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     if staff.require(Scope::Read).is_err() {
         staff.require(Scope::Request)?;
     }
-    let items: Vec<Value> = requests::list(&state.db, 500)
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            LinkState::parse(s).ok_or_else(|| {
+                let all: Vec<_> = LinkState::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::bad_request(
+                    "invalid_filter",
+                    format!("unknown status {s:?}: use one of {}", all.join(", ")),
+                )
+            })
+        })
+        .transpose()?;
+    let filter = requests::Filter {
+        state: status,
+        provider: provider_filter(q.provider.as_deref())?,
+        organization: text_filter(q.organization.as_deref(), "organization")?,
+    };
+    let limit = limit(q.limit.as_deref(), 500, 1000)?;
+    let items: Vec<Value> = requests::list(&state.db, filter, limit)
         .await?
         .iter()
         .map(view)
@@ -98,9 +132,14 @@ async fn revoke(
     match links::revoke(&state.db, &staff.actor, id).await {
         Ok(r) => Ok(Json(view(&r))),
         Err(RevokeError::NotFound) => Err(ApiError::NotFound("no drop link with that id")),
-        Err(RevokeError::AlreadyRevoked) => Err(ApiError::conflict(
-            "already_revoked",
-            "the link was already revoked",
+        Err(e @ RevokeError::NotRevocable(state)) => Err(ApiError::conflict(
+            match state {
+                LinkState::Revoked => "already_revoked",
+                LinkState::Used => "link_used",
+                LinkState::Expired => "link_expired",
+                LinkState::Pending => "conflict",
+            },
+            e.to_string(),
         )),
         Err(RevokeError::Db(e)) => Err(e.into()),
     }

@@ -1,6 +1,7 @@
 //! Secrets: list and read metadata, reveal, mark ingested, crypto-shred.
 
-use super::parse_id;
+use super::json::{limit, ApiQuery};
+use super::{parse_id, provider_filter, text_filter};
 use crate::crypto::{self, Context, CryptoError};
 use crate::domain::Scope;
 use crate::http::error::ApiError;
@@ -9,7 +10,7 @@ use crate::http::AppState;
 use crate::store::audit::{self, NewEvent};
 use crate::store::secrets::{self, Filter, SecretMeta};
 use crate::webhooks;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,32 +31,37 @@ pub fn router() -> Router<AppState> {
 const STATUSES: [&str; 4] = ["received", "revealed", "ingested", "shredded"];
 const NOT_FOUND: &str = "no secret with that id";
 
+/// `GET /api/v1/secrets` query; every filter is optional, they combine with AND.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     status: Option<String>,
     provider: Option<String>,
     organization: Option<String>,
+    limit: Option<String>,
 }
 
+/// Newest first, at most `limit` (1-1000, default 1000).
 async fn list(
     State(state): State<AppState>,
     staff: Staff,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     staff.require(Scope::Read)?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request("invalid_filter", e.body_text()))?;
-    if let Some(s) = q.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    if let Some(s) = status.filter(|s| !STATUSES.contains(s)) {
         return Err(ApiError::bad_request(
             "invalid_filter",
             format!("unknown status {s:?}: use one of {}", STATUSES.join(", ")),
         ));
     }
     let filter = Filter {
-        status: q.status.as_deref(),
-        provider: q.provider.as_deref(),
-        organization: q.organization.as_deref(),
+        status,
+        provider: provider_filter(q.provider.as_deref())?,
+        organization: text_filter(q.organization.as_deref(), "organization")?,
     };
-    let items = secrets::list(&state.db, filter, 1000).await?;
+    let limit = limit(q.limit.as_deref(), 1000, 1000)?;
+    let items = secrets::list(&state.db, filter, limit).await?;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -177,7 +183,8 @@ async fn transition(
         let message = match (from, to) {
             ("shredded", _) => "this secret was already shredded".to_owned(),
             ("received", "ingested") => "reveal the secret before marking it ingested".to_owned(),
-            _ => format!("a {from} secret cannot become {to}"),
+            ("ingested", "ingested") => "this secret was already marked ingested".to_owned(),
+            _ => format!("this secret is {from} and cannot become {to}"),
         };
         return Err(ApiError::conflict("invalid_transition", message));
     }

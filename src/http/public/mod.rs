@@ -83,7 +83,8 @@ fn too_many_requests(e: GovernorError) -> Response {
     };
     tracing::warn!(retry_after = wait, "drop page rate limit hit");
     let message = format!(
-        "Too many requests came from your network. Please wait {wait} seconds and try again."
+        "Too many requests came from your network. Please wait {} and try again.",
+        super::error::seconds(wait)
     );
     let mut resp = ErrorPage {
         title: "Please slow down",
@@ -106,6 +107,18 @@ pub async fn not_found() -> Response {
     }
     .into_response();
     *resp.status_mut() = StatusCode::NOT_FOUND;
+    resp
+}
+
+/// A public path with a method it does not answer: the HTML error page.
+pub async fn method_not_allowed() -> Response {
+    let mut resp = ErrorPage {
+        title: "That cannot be done here",
+        message: "This page does not accept that kind of request.",
+        hint: "Open your drop link in a browser and use the form on the page.",
+    }
+    .into_response();
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     resp
 }
 
@@ -147,7 +160,7 @@ pub(super) async fn usable_link(
     raw: &str,
 ) -> Result<(DropRequest, &'static Provider), PageError> {
     let link = find_link(state, ip, raw).await?;
-    gone_unless_pending(link.state(Utc::now()))?;
+    gone_unless_pending(link.state(Utc::now()), link.use_count > 0)?;
     let provider = provider_of(&link)?;
     Ok((link, provider))
 }
@@ -163,21 +176,39 @@ pub(super) fn provider_of(link: &DropRequest) -> Result<&'static Provider, PageE
     })
 }
 
-pub(super) fn gone_unless_pending(state: LinkState) -> Result<(), PageError> {
+/// The page for a link that cannot take a submission, or `Ok` when it can.
+/// `submitted` says whether anything was ever submitted through the link:
+/// the page then says it was received, never that nothing was submitted.
+pub(super) fn gone_unless_pending(state: LinkState, submitted: bool) -> Result<(), PageError> {
+    const NEW_LINK: &str =
+        "If you still need to send a credential, ask the person who sent you the link for a new one.";
     Err(match state {
         LinkState::Pending => return Ok(()),
         LinkState::Used => PageError::Gone {
             title: "This link has already been used",
             message:
                 "A credential was already submitted through this link, so it cannot be used again.",
+            hint: "If you sent it, it arrived and is stored encrypted: you do not need to send it again. If you did not, ask the person who sent you the link for a new one.",
+        },
+        LinkState::Expired if submitted => PageError::Gone {
+            title: "This link has expired",
+            message: "Drop links work for a limited time, and this one has run out. What was submitted through it before then was received and is kept.",
+            hint: NEW_LINK,
         },
         LinkState::Expired => PageError::Gone {
             title: "This link has expired",
-            message: "Drop links work for a limited time, and this one has run out.",
+            message: "Drop links work for a limited time, and this one has run out. Nothing was submitted through it.",
+            hint: NEW_LINK,
+        },
+        LinkState::Revoked if submitted => PageError::Gone {
+            title: "This link was withdrawn",
+            message: "The team that sent this link has cancelled it, so it takes no more submissions. What was submitted through it before then was received and is kept.",
+            hint: NEW_LINK,
         },
         LinkState::Revoked => PageError::Gone {
             title: "This link was withdrawn",
-            message: "The team that sent this link has cancelled it.",
+            message: "The team that sent this link has cancelled it. Nothing was submitted through it.",
+            hint: NEW_LINK,
         },
     })
 }

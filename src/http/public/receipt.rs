@@ -1,6 +1,5 @@
 //! The receipt page and its "check again" button.
 
-use super::gone_unless_pending;
 use crate::http::error::PageError;
 use crate::http::form::Form;
 use crate::http::pages::{render, ReceiptPage};
@@ -8,7 +7,7 @@ use crate::http::AppState;
 use crate::providers::{Check, CheckResult, CheckStatus, Provider};
 use crate::service::checks::{recheck, RecheckError};
 use crate::store::audit::Actor;
-use crate::store::requests::{DropRequest, LinkState};
+use crate::store::requests::DropRequest;
 use crate::store::secrets;
 use axum::response::Response;
 use chrono::Utc;
@@ -38,14 +37,23 @@ pub(super) async fn check_again(
     let meta = secrets::get(&state.db, id)
         .await?
         .filter(|m| m.request_id == link.id)
-        .ok_or(PageError::NotFound)?;
+        .ok_or(PageError::SubmissionNotFound)?;
+    // The credential was received whatever happened to the link since; the
+    // page says so, and who checks it now.
+    const RECEIVED: &str =
+        "Your credential was received and is stored encrypted. You do not need to send it again.";
     if link.revoked_at.is_some() {
-        gone_unless_pending(LinkState::Revoked)?;
+        return Err(PageError::Gone {
+            title: "This check can no longer be repeated here",
+            message: "The team that sent this link has cancelled it, so the check cannot be repeated from this page. They will check the credential themselves.",
+            hint: RECEIVED,
+        });
     }
     if Utc::now() - meta.created_at > RECHECK_WINDOW || meta.status != "received" {
         return Err(PageError::Gone {
             title: "This check can no longer be repeated here",
             message: "Our team has taken over this credential and will check it again themselves.",
+            hint: RECEIVED,
         });
     }
     let last: Option<CheckResult> = serde_json::from_value(meta.check_result.clone()).ok();
@@ -104,6 +112,13 @@ pub(super) fn receipt(
         },
         egress_ips: state.checker.egress_ips().to_vec(),
         recheck_csrf: can_recheck.then(|| state.csrf.token(link.id, nonce)),
+        // "I have fixed it" only where there was something to fix; an
+        // unreachable provider needs no change on the admin's side.
+        recheck_label: if check.status == CheckStatus::MissingPermissions {
+            "I have added them, check again"
+        } else {
+            "Check again"
+        },
     })
 }
 

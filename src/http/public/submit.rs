@@ -2,6 +2,7 @@
 
 use super::receipt::{check_again, receipt};
 use super::{drop_page, field_view, find_link, gone_unless_pending, provider_of, reject};
+use crate::domain::text::{self, TextError};
 use crate::domain::Email;
 use crate::http::client_ip::ClientIp;
 use crate::http::csrf::check_origin;
@@ -12,6 +13,7 @@ use crate::http::AppState;
 use crate::providers::{CheckStatus, Provider};
 use crate::service::submission::{self, Submission, SubmitError};
 use crate::store::audit::Actor;
+use crate::store::requests::LinkState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -94,7 +96,7 @@ pub(super) async fn submit(
     if form.get("recheck").is_some() {
         return check_again(&state, &actor, &link, provider, &form, &nonce).await;
     }
-    gone_unless_pending(link.state(Utc::now()))?;
+    gone_unless_pending(link.state(Utc::now()), link.use_count > 0)?;
 
     let Validated {
         views,
@@ -193,7 +195,10 @@ pub(super) async fn submit(
     {
         Ok(s) => s,
         Err(SubmitError::LinkGone(s)) => {
-            return Err(gone_unless_pending(s).err().unwrap_or(PageError::NotFound))
+            let submitted = link.use_count > 0 || s == LinkState::Used;
+            return Err(gone_unless_pending(s, submitted)
+                .err()
+                .unwrap_or(PageError::NotFound));
         }
         Err(SubmitError::Db(e)) => return Err(e.into()),
         Err(e @ SubmitError::Crypto(_)) => return Err(anyhow::Error::new(e).into()),
@@ -244,13 +249,21 @@ fn validate<'f>(provider: &'static Provider, form: &'f Form) -> Validated<'f> {
         };
         views.push(field_view(f, form.get(f.name), error));
     }
-    let name = form.get("submitter_name").unwrap_or("").trim();
-    let name_error = if name.is_empty() {
-        Some("Enter your name.".to_owned())
-    } else if name.chars().count() > 200 || name.chars().any(char::is_control) {
-        Some("Enter your name in at most 200 characters, on one line.".to_owned())
-    } else {
-        None
+    let raw_name = form.get("submitter_name").unwrap_or("");
+    let (name, name_error) = match text::identifier(raw_name, 200) {
+        Ok(name) => (name, None),
+        Err(e) => {
+            let message = match e {
+                TextError::Empty => "Enter your name.",
+                TextError::TooLong(_) | TextError::Control => {
+                    "Enter your name in at most 200 characters, on one line."
+                }
+                TextError::Format => {
+                    "Your name contains invisible formatting characters (such as a right-to-left override). Type it again rather than pasting it."
+                }
+            };
+            (raw_name.trim(), Some(message.to_owned()))
+        }
     };
     if let Some(m) = &name_error {
         errors.push(FormError {
