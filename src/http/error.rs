@@ -246,3 +246,18 @@ impl IntoResponse for PageError {
         resp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_worded_in_singular_and_plural() {
+        assert_eq!(seconds(1), "1 second");
+        assert_eq!(seconds(30), "30 seconds");
+        assert_eq!(
+            ApiError::RateLimited(1).to_string(),
+            "too many failed attempts from your address; retry after 1 second"
+        );
+    }
+}
