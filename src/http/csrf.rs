@@ -64,13 +64,15 @@ impl CsrfKey {
     }
 
     /// Checks a submitted token against the cookie, in constant time.
+    /// [`MISSING_COOKIE`] means the browser sent no cookie at all (cookies
+    /// blocked, or the page open longer than the cookie lives).
     pub fn verify(
         &self,
         headers: &HeaderMap,
         link_id: Uuid,
         submitted: Option<&str>,
     ) -> Result<(), &'static str> {
-        let nonce = self.cookie(headers).ok_or("missing cookie")?;
+        let nonce = self.cookie(headers).ok_or(MISSING_COOKIE)?;
         let tag = submitted
             .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
             .ok_or("missing or malformed token")?;
@@ -93,6 +95,9 @@ impl CsrfKey {
             })
     }
 }
+
+/// [`CsrfKey::verify`]'s answer when the request carried no CSRF cookie.
+pub const MISSING_COOKIE: &str = "missing cookie";
 
 fn message(link_id: Uuid, nonce: &str) -> Vec<u8> {
     let mut m = b"keydrop-csrf-v1\0".to_vec();

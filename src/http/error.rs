@@ -159,6 +159,10 @@ pub enum PageError {
     /// A receipt's "check again" named a submission this link does not have.
     SubmissionNotFound,
     Forbidden(&'static str),
+    /// The form came back without its cookie: cookies are blocked (or the
+    /// page was open for longer than the cookie lives). Filling the form in
+    /// again cannot help until the browser keeps the cookie, so say so.
+    CookiesBlocked,
     BadRequest(String),
     /// Too many failed lookups from this client; retry after this many seconds.
     TooMany(u64),
@@ -214,6 +218,12 @@ impl IntoResponse for PageError {
                 "Please reload the page",
                 why.to_owned(),
                 "Nothing was stored. Open the link again and fill in the form once more.",
+            ),
+            Self::CookiesBlocked => (
+                StatusCode::FORBIDDEN,
+                "Please allow cookies for this site",
+                "Your browser did not send back the cookie this form needs, so we could not confirm that the form came from this page. Nothing was stored.".to_owned(),
+                "If your browser blocks cookies, allow cookies for this site (we set one, only to protect this form; it does not track you), then open the link again and fill in the form.",
             ),
             Self::BadRequest(why) => (StatusCode::BAD_REQUEST, "That request could not be read", why, "Nothing was stored."),
             Self::Unavailable => (

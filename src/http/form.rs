@@ -1,8 +1,10 @@
 //! A strict `application/x-www-form-urlencoded` parser.
 //!
 //! Unlike lossy decoders it refuses invalid UTF-8 (which would silently corrupt
-//! a pasted key) and duplicate field names (which make "which value wins"
-//! ambiguous), instead of guessing.
+//! a pasted key), a `%` that does not start a two-hex-digit escape (which a
+//! lossy decoder keeps literally, storing something the sender did not mean:
+//! browsers always send `%` as `%25`) and duplicate field names (which make
+//! "which value wins" ambiguous), instead of guessing.
 
 use percent_encoding::percent_decode;
 use std::collections::HashMap;
@@ -24,6 +26,8 @@ impl std::fmt::Debug for Form {
 pub enum FormError {
     #[error("the form is not valid UTF-8 text")]
     InvalidUtf8,
+    #[error("a % sign is not followed by two hexadecimal digits (a % must be sent as %25)")]
+    MalformedEscape,
     #[error("the field {0:?} appears more than once")]
     Duplicate(String),
     #[error("too many fields")]
@@ -57,6 +61,15 @@ impl Form {
 }
 
 fn decode(raw: &[u8]) -> Result<Zeroizing<String>, FormError> {
+    let escapes_ok = raw.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || raw
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !escapes_ok {
+        return Err(FormError::MalformedEscape);
+    }
     let plus_as_space = Zeroizing::new(
         raw.iter()
             .map(|&b| if b == b'+' { b' ' } else { b })
@@ -92,6 +105,9 @@ mod tests {
             Form::parse(b"a=1&a=2").unwrap_err(),
             FormError::Duplicate("a".into())
         );
+        for bad in [&b"a=%zz"[..], b"a=50%", b"a=%2", b"a%g1=x", b"a=%%41"] {
+            assert_eq!(Form::parse(bad).unwrap_err(), FormError::MalformedEscape);
+        }
         let many: String = (0..40).map(|i| format!("f{i}=x&")).collect();
         assert_eq!(
             Form::parse(many.as_bytes()).unwrap_err(),
@@ -141,6 +157,13 @@ mod proptests {
         #[test]
         fn form_shaped_noise_never_panics(body in "([a-z%+=&]|%[0-9A-Fa-f]{2}|%[^0-9A-Fa-f]){0,200}") {
             let _ = Form::parse(body.as_bytes());
+        }
+
+        /// A `%` not followed by two hex digits is refused, never kept literally.
+        #[test]
+        fn a_malformed_escape_is_always_refused(prefix in "[a-z]{0,10}", bad in "%([^0-9A-Fa-f].?|[0-9A-Fa-f][^0-9A-Fa-f]|[0-9A-Fa-f]?)") {
+            let body = format!("f={prefix}{bad}");
+            prop_assert_eq!(Form::parse(body.as_bytes()).unwrap_err(), FormError::MalformedEscape);
         }
 
         /// What a browser sends (the WHATWG urlencoded serializer: `+` for

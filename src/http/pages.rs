@@ -59,6 +59,10 @@ pub struct FormError {
 #[template(path = "drop.html")]
 pub struct DropPage<'a> {
     pub provider: &'static Provider,
+    /// The page's title and heading ("Share your Lever API key credential").
+    pub heading: String,
+    /// What the customer's system is called in a sentence ("your Lever account").
+    pub system: &'static str,
     pub organization: &'a str,
     pub expires_on: String,
     pub csrf_token: String,

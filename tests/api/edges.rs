@@ -534,3 +534,112 @@ async fn the_openapi_document_names_exactly_the_catalog_providers_and_link_state
         json!(["pending", "used", "expired", "revoked"])
     );
 }
+
+/// Reasons of the `secret.rejected` audit events, oldest first.
+async fn rejections(app: &TestApp) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT detail->>'reason' FROM audit_events WHERE action = 'secret.rejected' ORDER BY id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test]
+async fn malformed_escapes_and_wrong_content_types_are_refused_and_audited(db: PgPool) {
+    let app = spawn_app(db).await;
+    let (_, link) = app.create_link("generic").await;
+    let csrf = app.open_form(&link).await;
+    let body = format!(
+        "csrf_token={csrf}&submitter_name=A&submitter_email=a%40b.co&label=l&secret=100%zz"
+    );
+    let resp = app
+        .browser
+        .post(&link)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.text().await.unwrap().contains("%25"));
+    let resp = app
+        .browser
+        .post(&link)
+        .header("content-type", "text/plain")
+        .body(format!("csrf_token={csrf}&secret=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(resp.text().await.unwrap().contains("<h1>"));
+    assert_eq!(app.count("secrets").await, 0);
+    assert_eq!(rejections(&app).await, ["malformed_form", "content_type"]);
+}
+
+#[sqlx::test]
+async fn a_form_sent_without_its_cookie_asks_to_allow_cookies(db: PgPool) {
+    let app = spawn_app(db).await;
+    let (_, link) = app.create_link("lever").await;
+    // A browser that blocks cookies: it reads the page but never sends the cookie back.
+    let page = app
+        .api
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_from(&page);
+    let resp = app
+        .api
+        .post(&link)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("submitter_name", "A"),
+            ("submitter_email", "a@b.co"),
+            ("api_key", "k-no-cookie"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("allow cookies for this site"), "{page}");
+    assert_eq!(app.count("secrets").await, 0);
+    assert_eq!(rejections(&app).await, ["csrf"]);
+}
+
+#[sqlx::test]
+async fn the_generic_page_says_credential_once_and_isolates_the_organization(db: PgPool) {
+    let app = spawn_app(db).await;
+    let (_, link) = app.create_link("generic").await;
+    let page = app
+        .browser
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("credential credential"), "{page}");
+    assert!(page.contains("<h1>Share your credential</h1>"), "{page}");
+    assert!(page.contains("<bdi>Acme Corp</bdi>"), "{page}");
+    assert!(
+        page.contains(r#"name="submitter_name" value="" dir="auto""#),
+        "{page}"
+    );
+    let (_, link) = app.create_link("lever").await;
+    let page = app
+        .browser
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<h1>Share your Lever"), "{page}");
+}

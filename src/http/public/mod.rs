@@ -265,6 +265,8 @@ pub(super) fn drop_page<'a>(
 ) -> DropPage<'a> {
     DropPage {
         provider,
+        heading: heading(provider),
+        system: system_name(provider),
         organization: &link.organization,
         expires_on: link.expires_at.format("%-d %B %Y, %H:%M UTC").to_string(),
         csrf_token: state.csrf.token(link.id, nonce),
@@ -275,6 +277,26 @@ pub(super) fn drop_page<'a>(
         email_error: None,
         errors: Vec::new(),
         egress_ips: state.checker.egress_ips().to_vec(),
+    }
+}
+
+/// "Share your Lever credential"; a provider whose name already says
+/// credential ("Other credential") is not doubled into "credential credential".
+fn heading(provider: &Provider) -> String {
+    if provider.name.to_lowercase().ends_with("credential") {
+        "Share your credential".to_owned()
+    } else {
+        format!("Share your {} credential", provider.name)
+    }
+}
+
+/// The provider as a system the customer has an account with; "system" for
+/// the generic provider, whose name is not a system.
+fn system_name(provider: &Provider) -> &'static str {
+    if provider.name.to_lowercase().ends_with("credential") {
+        "system"
+    } else {
+        provider.name
     }
 }
 

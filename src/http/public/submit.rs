@@ -5,7 +5,7 @@ use super::{drop_page, field_view, find_link, gone_unless_pending, provider_of, 
 use crate::domain::text::{self, TextError};
 use crate::domain::Email;
 use crate::http::client_ip::ClientIp;
-use crate::http::csrf::check_origin;
+use crate::http::csrf::{check_origin, MISSING_COOKIE};
 use crate::http::error::PageError;
 use crate::http::form::Form;
 use crate::http::pages::{render, ErrorPage, FieldView, FormError};
@@ -60,6 +60,19 @@ pub(super) async fn submit(
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
     if !is_form {
+        // Audited like every other refused submission (it may be a probe).
+        let sent = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| ct.chars().take(100).collect::<String>());
+        reject(
+            &state,
+            &actor,
+            &link,
+            "content_type",
+            json!({ "content_type": sent }),
+        )
+        .await?;
         return Err(PageError::BadRequest(
             "The form must be sent as application/x-www-form-urlencoded.".into(),
         ));
@@ -88,6 +101,9 @@ pub(super) async fn submit(
     };
     if let Err(why) = state.csrf.verify(&headers, link.id, form.get("csrf_token")) {
         reject(&state, &actor, &link, "csrf", json!({ "why": why })).await?;
+        if why == MISSING_COOKIE {
+            return Err(PageError::CookiesBlocked);
+        }
         return Err(PageError::Forbidden(
             "Your form session expired or could not be confirmed, so we did not accept it.",
         ));
