@@ -135,28 +135,7 @@ impl Config {
         let purge_interval = duration_or_off(env, "KEYDROP_PURGE_INTERVAL", "5m")?;
         let shutdown_timeout = duration_or_off(env, "KEYDROP_SHUTDOWN_TIMEOUT", "30s")?
             .context("KEYDROP_SHUTDOWN_TIMEOUT cannot be off: give a duration such as 30s")?;
-        let mut upstreams = Upstreams::default();
-        for (key, slot) in [
-            (
-                "KEYDROP_GREENHOUSE_AUTH_URL",
-                &mut upstreams.greenhouse_auth,
-            ),
-            (
-                "KEYDROP_GREENHOUSE_HARVEST_URL",
-                &mut upstreams.greenhouse_harvest,
-            ),
-            ("KEYDROP_LEVER_BASE_URL", &mut upstreams.lever),
-            ("KEYDROP_ASHBY_BASE_URL", &mut upstreams.ashby),
-            ("KEYDROP_BAMBOOHR_BASE_URL", &mut upstreams.bamboohr),
-        ] {
-            if let Some(v) = env(key) {
-                let url = Url::parse(&v).with_context(|| format!("{key}={v:?} is not a URL"))?;
-                if !matches!(url.scheme(), "http" | "https") {
-                    bail!("{key}={v:?} must be an http:// or https:// URL");
-                }
-                *slot = url;
-            }
-        }
+        let upstreams = Upstreams::from_lookup(env)?;
         let check_timeout =
             HumanDuration::parse(&env("KEYDROP_CHECK_TIMEOUT").unwrap_or_else(|| "10s".into()))
                 .map_err(|e| anyhow::anyhow!("KEYDROP_CHECK_TIMEOUT: {e}"))?

@@ -41,6 +41,43 @@ impl Default for Upstreams {
     }
 }
 
+impl Upstreams {
+    /// Every upstream with the environment variable that overrides it. Tests
+    /// use this list to point all of them at loopback, so a provider added
+    /// here is covered by the hermetic-test guard without further work.
+    pub fn all(&self) -> Vec<(&'static str, &Url)> {
+        vec![
+            ("KEYDROP_GREENHOUSE_AUTH_URL", &self.greenhouse_auth),
+            ("KEYDROP_GREENHOUSE_HARVEST_URL", &self.greenhouse_harvest),
+            ("KEYDROP_LEVER_BASE_URL", &self.lever),
+            ("KEYDROP_ASHBY_BASE_URL", &self.ashby),
+            ("KEYDROP_BAMBOOHR_BASE_URL", &self.bamboohr),
+        ]
+    }
+
+    /// The defaults, each overridden by its environment variable when set.
+    pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut up = Self::default();
+        for (key, slot) in [
+            ("KEYDROP_GREENHOUSE_AUTH_URL", &mut up.greenhouse_auth),
+            ("KEYDROP_GREENHOUSE_HARVEST_URL", &mut up.greenhouse_harvest),
+            ("KEYDROP_LEVER_BASE_URL", &mut up.lever),
+            ("KEYDROP_ASHBY_BASE_URL", &mut up.ashby),
+            ("KEYDROP_BAMBOOHR_BASE_URL", &mut up.bamboohr),
+        ] {
+            if let Some(v) = env(key) {
+                let url =
+                    Url::parse(&v).map_err(|_| anyhow::anyhow!("{key}={v:?} is not a URL"))?;
+                if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+                    anyhow::bail!("{key}={v:?} must be an http:// or https:// URL");
+                }
+                *slot = url;
+            }
+        }
+        Ok(up)
+    }
+}
+
 /// Runs checks; cheap to share.
 #[derive(Debug, Clone)]
 pub struct Checker {

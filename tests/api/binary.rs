@@ -1,6 +1,6 @@
 //! The `keydrop` binary itself: start-up refusals and what it logs.
 
-use crate::helpers::new_kek;
+use crate::helpers::{assert_loopback_only, closed_upstreams, new_kek};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -16,6 +16,8 @@ pub fn database_url(db: &PgPool) -> String {
     url.to_string()
 }
 
+/// The binary with a clean environment: ephemeral ports, no rate limit and
+/// every provider upstream on a closed loopback port (tests add fakes).
 pub fn keydrop(db_url: &str, keks: &str) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keydrop"));
     cmd.env_clear()
@@ -24,11 +26,26 @@ pub fn keydrop(db_url: &str, keks: &str) -> Command {
         .env("KEYDROP_KEKS", keks)
         .env("KEYDROP_PUBLIC_ADDR", "127.0.0.1:0")
         .env("KEYDROP_INTERNAL_ADDR", "127.0.0.1:0")
-        .env("KEYDROP_RATE_LIMIT", "off");
+        .env("KEYDROP_RATE_LIMIT", "off")
+        .envs(closed_upstreams());
     cmd
 }
 
+/// Fails the test when the command's environment names a host beyond loopback.
+pub fn assert_command_loopback_only(cmd: &Command) {
+    let env: Vec<(String, String)> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v?.to_str()?.to_owned())))
+        .filter(|(k, _)| k != "PATH")
+        .collect();
+    assert_loopback_only(
+        "keydrop command",
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+}
+
 pub fn run(cmd: &mut Command) -> (bool, String, String) {
+    assert_command_loopback_only(cmd);
     let out = cmd.output().unwrap();
     (
         out.status.success(),
@@ -40,6 +57,7 @@ pub fn run(cmd: &mut Command) -> (bool, String, String) {
 /// Starts `keydrop serve`, waits for its listening line; returns the child, its
 /// public and internal base URLs, and a reader thread's handle to all it printed.
 pub fn serve(mut cmd: Command) -> (Child, String, String, std::sync::mpsc::Receiver<String>) {
+    assert_command_loopback_only(&cmd);
     let mut child = cmd
         .arg("serve")
         .stdout(Stdio::piped())

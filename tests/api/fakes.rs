@@ -84,16 +84,11 @@ impl Fake {
 
     /// Environment pointing every provider at this fake.
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        [
-            "KEYDROP_GREENHOUSE_AUTH_URL",
-            "KEYDROP_GREENHOUSE_HARVEST_URL",
-            "KEYDROP_LEVER_BASE_URL",
-            "KEYDROP_ASHBY_BASE_URL",
-            "KEYDROP_BAMBOOHR_BASE_URL",
-        ]
-        .into_iter()
-        .map(|k| (k, self.url.clone()))
-        .collect()
+        keydrop::providers::live::Upstreams::default()
+            .all()
+            .into_iter()
+            .map(|(k, _)| (k, self.url.clone()))
+            .collect()
     }
 }
 

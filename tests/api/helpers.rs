@@ -37,21 +37,90 @@ pub fn new_kek(id: &str) -> String {
         .to_string()
 }
 
-/// Configuration as the tests want it: ephemeral ports, no rate limit.
+/// Where every provider upstream points unless a test names a fake: a
+/// loopback port nothing listens on, so a stray check fails fast with
+/// "could not connect" instead of resolving and calling a real provider.
+pub const CLOSED_UPSTREAM: &str = "http://127.0.0.1:1";
+
+/// Every provider upstream variable set to [`CLOSED_UPSTREAM`]. Taken from the
+/// library's own list, so a provider added there is covered here too.
+pub fn closed_upstreams() -> Vec<(&'static str, String)> {
+    keydrop::providers::live::Upstreams::default()
+        .all()
+        .into_iter()
+        .map(|(k, _)| (k, CLOSED_UPSTREAM.to_owned()))
+        .collect()
+}
+
+/// Whether `value` names a host beyond loopback: a URL whose host is not a
+/// loopback IP literal (a name such as `localhost` would need a lookup), or a
+/// socket address that is not loopback. Plain values (durations, keys) name none.
+pub fn names_remote_host(value: &str) -> bool {
+    if let Ok(addr) = value.parse::<std::net::SocketAddr>() {
+        return !addr.ip().is_loopback();
+    }
+    match url::Url::parse(value) {
+        Ok(u) => match u.host() {
+            Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+            // Non-special schemes (postgres://) keep an IP literal as a "domain".
+            Some(url::Host::Domain(d)) => !d
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+            None => false,
+        },
+        Err(_) => false,
+    }
+}
+
+/// Panics (failing the test) when a test configuration names a host beyond
+/// loopback. No test may reach the internet: not a provider, not DNS.
+pub fn assert_loopback_only<'a>(what: &str, env: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    for (k, v) in env {
+        assert!(
+            !names_remote_host(v),
+            "{what}: {k} names a host beyond loopback; tests must use a local fake or {CLOSED_UPSTREAM}"
+        );
+    }
+}
+
+/// Panics when a built configuration would reach beyond loopback.
+pub fn assert_config_loopback_only(config: &Config) {
+    let upstreams = config.upstreams.all();
+    assert_loopback_only(
+        "test configuration",
+        upstreams.iter().map(|(k, u)| (*k, u.as_str())),
+    );
+}
+
+/// Configuration as the tests want it: ephemeral ports, no rate limit, every
+/// provider upstream on a closed loopback port unless `extra` names a fake.
 pub fn test_config(extra: &[(&str, &str)]) -> Config {
     let mut env: HashMap<String, String> = [
-        ("DATABASE_URL", "postgres://unused"),
+        ("DATABASE_URL", "postgres://127.0.0.1:1/unused"),
         ("KEYDROP_PUBLIC_ADDR", "127.0.0.1:0"),
         ("KEYDROP_INTERNAL_ADDR", "127.0.0.1:0"),
         ("KEYDROP_RATE_LIMIT", "off"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .chain(
+        closed_upstreams()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    )
     .collect();
     for (k, v) in extra {
         env.insert((*k).to_owned(), (*v).to_owned());
     }
-    Config::from_lookup(&move |k| env.get(k).cloned()).unwrap()
+    assert_loopback_only(
+        "test configuration",
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let config = Config::from_lookup(&move |k| env.get(k).cloned()).unwrap();
+    assert_config_loopback_only(&config);
+    config
 }
 
 pub async fn spawn_app(db: PgPool) -> TestApp {
@@ -91,6 +160,7 @@ pub async fn spawn_app_env(db: PgPool, extra: &[(&str, String)]) -> TestApp {
 
 /// Spawns an app with a configuration the test built (e.g. fast webhook retries).
 pub async fn spawn_app_config(db: PgPool, config: Config) -> TestApp {
+    assert_config_loopback_only(&config);
     let kek = new_kek("test-kek");
     let app = Application::build(config, Keyring::parse(&kek).unwrap(), db.clone())
         .await

@@ -12,6 +12,7 @@ mod fakes;
 mod faults;
 mod hardening;
 mod helpers;
+mod hermetic;
 mod hostile;
 mod lifecycle;
 mod links;
