@@ -175,6 +175,19 @@ impl Config {
                         format!("KEYDROP_CLIENT_IP_HEADER={h:?} is not a header name")
                     })?;
         }
+        if let Some(p) = env("KEYDROP_IPV6_PREFIX") {
+            proxies.ipv6_prefix = p
+                .trim()
+                .trim_start_matches('/')
+                .parse::<u8>()
+                .ok()
+                .filter(|n| (1..=128).contains(n))
+                .with_context(|| {
+                    format!(
+                        "KEYDROP_IPV6_PREFIX={p:?} is not a prefix length from 1 to 128, e.g. 64"
+                    )
+                })?;
+        }
         let auth_failure_limit =
             RateLimit::parse(&env("KEYDROP_AUTH_FAILURE_LIMIT").unwrap_or_else(|| "20/min".into()))
                 .map_err(|e| anyhow::anyhow!("KEYDROP_AUTH_FAILURE_LIMIT: {e}"))?;
@@ -382,6 +395,20 @@ mod tests {
         assert_eq!(c.auth_failure_limit, RateLimit::parse("20/min").unwrap());
         let c = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_AUTH_FAILURE_LIMIT", "off")]).unwrap();
         assert_eq!(c.auth_failure_limit, None);
+    }
+
+    #[test]
+    fn the_ipv6_client_prefix_defaults_to_64_and_is_checked() {
+        assert_eq!(
+            cfg(&[("DATABASE_URL", "x")]).unwrap().proxies.ipv6_prefix,
+            64
+        );
+        let c = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_IPV6_PREFIX", "/56")]).unwrap();
+        assert_eq!(c.proxies.ipv6_prefix, 56);
+        for bad in ["0", "129", "wide"] {
+            let e = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_IPV6_PREFIX", bad)]).unwrap_err();
+            assert!(e.to_string().contains("KEYDROP_IPV6_PREFIX"), "{e}");
+        }
     }
 
     #[test]

@@ -79,6 +79,21 @@ impl Application {
         let first = http::health::refresh_once(&self.state);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), first).await;
         tokio::spawn(http::health::refresh(self.state.clone(), rx.clone()));
+        // Failed-lookup throttles forget idle clients on a timer.
+        let throttles = [
+            self.state.link_failures.clone(),
+            self.state.staff_failures.clone(),
+        ];
+        let mut prune_stop = rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(http::throttle::PRUNE_EVERY);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => throttles.iter().for_each(|t| t.prune()),
+                    _ = prune_stop.changed() => return,
+                }
+            }
+        });
         let config = self.state.config.clone();
         let retention = config.purge_interval.map(|every| {
             let policy = retention::Policy {

@@ -4,7 +4,15 @@
 //! `X-Forwarded-For` is never believed blindly: it is read only from peers in
 //! `KEYDROP_TRUSTED_PROXIES`, right to left, skipping entries that are
 //! themselves trusted proxies, so a client cannot choose its own address by
-//! sending the header.
+//! sending the header. The walk stops at the first entry that is not a
+//! trusted proxy (that is the client) or that does not parse (then the last
+//! trusted hop is the client: nothing left of a malformed entry can be
+//! believed, and one malformed entry no longer discards the hops to its right).
+//!
+//! Rate limits key clients by [`client_key`]: IPv4 addresses as they are,
+//! IPv6 addresses by their network prefix (`KEYDROP_IPV6_PREFIX`, default
+//! /64), because whoever holds one IPv6 address usually holds its whole /64
+//! and could otherwise start 2⁶⁴ fresh budgets.
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::HeaderName;
@@ -70,11 +78,41 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The default network prefix that identifies one IPv6 client.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
+
+/// What rate limits count a client as: an IPv4 address itself, an IPv6
+/// address reduced to its first `v6_prefix` bits.
+pub fn client_key(ip: IpAddr, v6_prefix: u8) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6);
+            let prefix = u32::from(v6_prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+            IpAddr::V6((bits & mask).into())
+        }
+        v4 => v4,
+    }
+}
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port
+/// (`192.0.2.1:443`, `[2001:db8::1]:443`) as some proxies write it.
+pub fn parse_hop(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|s| s.ip()))
+        .map(canonical)
+}
+
 /// How to find the client behind trusted proxies.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub trusted: Vec<IpNet>,
     pub header: HeaderName,
+    /// IPv6 clients are keyed by this many leading bits (`KEYDROP_IPV6_PREFIX`).
+    pub ipv6_prefix: u8,
 }
 
 impl Default for ProxyConfig {
@@ -82,6 +120,7 @@ impl Default for ProxyConfig {
         Self {
             trusted: Vec::new(),
             header: HeaderName::from_static("x-forwarded-for"),
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
         }
     }
 }
@@ -97,18 +136,24 @@ impl ProxyConfig {
         if !self.is_trusted(peer) {
             return peer;
         }
-        let hops: Vec<IpAddr> = headers
+        // Right to left over every header line and entry: the right-most
+        // entries were written by the proxies nearest to us.
+        let lines: Vec<&str> = headers
             .get_all(&self.header)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|h| h.trim().parse::<IpAddr>().map(canonical))
-            .collect::<Result<_, _>>()
-            .unwrap_or_default();
-        hops.into_iter()
-            .rev()
-            .find(|ip| !self.is_trusted(*ip))
-            .unwrap_or(peer)
+            .map(|v| v.to_str().unwrap_or(""))
+            .collect();
+        let mut client = peer;
+        for entry in lines.iter().rev().flat_map(|l| l.rsplit(',')) {
+            let Some(hop) = parse_hop(entry) else {
+                break;
+            };
+            client = hop;
+            if !self.is_trusted(hop) {
+                break;
+            }
+        }
+        client
     }
 }
 
@@ -123,9 +168,11 @@ pub async fn resolve(proxies: Arc<ProxyConfig>, mut req: Request, next: Next) ->
     next.run(req).await
 }
 
-/// Rate-limit key: the resolved client address.
+/// Rate-limit key: the resolved client address, IPv6 by network prefix.
 #[derive(Debug, Clone, Copy)]
-pub struct ClientIpKey;
+pub struct ClientIpKey {
+    pub ipv6_prefix: u8,
+}
 
 impl tower_governor::key_extractor::KeyExtractor for ClientIpKey {
     type Key = IpAddr;
@@ -136,7 +183,7 @@ impl tower_governor::key_extractor::KeyExtractor for ClientIpKey {
     ) -> Result<IpAddr, tower_governor::GovernorError> {
         req.extensions()
             .get::<ClientIp>()
-            .map(|c| c.0)
+            .map(|c| client_key(c.0, self.ipv6_prefix))
             .ok_or(tower_governor::GovernorError::UnableToExtractKey)
     }
 }
@@ -200,5 +247,60 @@ mod tests {
             cfg.client_ip(ip("10.0.0.2"), &xff("garbage")),
             ip("10.0.0.2")
         );
+    }
+
+    #[test]
+    fn a_malformed_forwarded_entry_stops_the_walk_instead_of_discarding_the_chain() {
+        let cfg = ProxyConfig {
+            trusted: vec![IpNet::parse("10.0.0.0/8").unwrap()],
+            ..Default::default()
+        };
+        let peer = ip("10.0.0.2");
+        // Garbage left of the client (written by the client itself): the client still counts.
+        assert_eq!(
+            cfg.client_ip(peer, &xff("not-an-ip, 198.51.100.9")),
+            ip("198.51.100.9")
+        );
+        assert_eq!(
+            cfg.client_ip(peer, &xff("1.2.3.4, unknown, 198.51.100.9, 10.0.0.7")),
+            ip("198.51.100.9")
+        );
+        // Garbage right of a trusted hop: that hop is the last address we can believe.
+        assert_eq!(
+            cfg.client_ip(peer, &xff("198.51.100.9, bogus, 10.0.0.7")),
+            ip("10.0.0.7")
+        );
+        // Ports and several header lines are understood; the last line is nearest.
+        assert_eq!(
+            cfg.client_ip(peer, &xff("[2001:db8::5]:4711")),
+            ip("2001:db8::5")
+        );
+        let mut two = xff("6.6.6.6");
+        two.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.8:80"),
+        );
+        assert_eq!(cfg.client_ip(peer, &two), ip("203.0.113.8"));
+        // A header line that is not text at all stops the walk as well.
+        let mut bin = xff("198.51.100.9");
+        bin.append(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+        );
+        assert_eq!(cfg.client_ip(peer, &bin), peer);
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_network_prefix() {
+        let a = ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd");
+        let b = ip("2001:db8:1:2::1");
+        let other = ip("2001:db8:1:3::1");
+        assert_eq!(client_key(a, 64), client_key(b, 64));
+        assert_eq!(client_key(a, 64), ip("2001:db8:1:2::"));
+        assert_ne!(client_key(a, 64), client_key(other, 64));
+        assert_ne!(client_key(a, 128), client_key(b, 128));
+        assert_eq!(client_key(a, 0), ip("::"));
+        assert_eq!(client_key(ip("192.0.2.7"), 64), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("::ffff:192.0.2.7"), 64), ip("192.0.2.7"));
     }
 }

@@ -55,9 +55,10 @@ impl AppState {
         )
         .expect("the HTTP client for live checks can be built");
         let limit = config.auth_failure_limit;
+        let v6 = config.proxies.ipv6_prefix;
         Self {
-            link_failures: Arc::new(throttle::FailureThrottle::new(limit)),
-            staff_failures: Arc::new(throttle::FailureThrottle::new(limit)),
+            link_failures: Arc::new(throttle::FailureThrottle::new(limit, v6)),
+            staff_failures: Arc::new(throttle::FailureThrottle::new(limit, v6)),
             readiness: Arc::default(),
             checker,
             db,

@@ -139,3 +139,115 @@ async fn a_flood_of_public_health_requests_leaves_submissions_succeeding(db: PgP
         .unwrap();
     assert_eq!(v, serde_json::json!({ "status": "ready" }));
 }
+
+/// Resident memory of this test process in KiB (nextest runs each test in its own process).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_million_distinct_client_addresses_keep_the_throttles_bounded() {
+    use keydrop::http::client_ip::{IpNet, ProxyConfig};
+    use keydrop::http::throttle::{FailureThrottle, OncePerWindow, MAX_TRACKED};
+    let proxies = ProxyConfig {
+        trusted: vec![IpNet::parse("10.0.0.0/8").unwrap()],
+        ..Default::default()
+    };
+    let limit = keydrop::config::RateLimit::parse("20/min").unwrap();
+    let failures = FailureThrottle::new(limit, proxies.ipv6_prefix);
+    let once = OncePerWindow::new(Duration::from_secs(60), proxies.ipv6_prefix);
+    let peer: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+    let before = rss_kib();
+    let started = Instant::now();
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut max_tracked = 0;
+    for i in 0u32..1_000_000 {
+        // Every address distinct: half IPv4 (one budget each), half IPv6 in
+        // 7000 /64 networks (one budget per network).
+        let addr = if i % 2 == 0 {
+            std::net::Ipv4Addr::from(0x0b00_0000 + i).to_string()
+        } else {
+            format!(
+                "2001:db8:{:x}:{:x}::{:x}:{:x}",
+                i % 1000,
+                (i / 1000) % 7,
+                i >> 16,
+                i & 0xffff
+            )
+        };
+        headers.insert(
+            "x-forwarded-for",
+            reqwest::header::HeaderValue::from_str(&format!("{addr}, 10.0.0.9")).unwrap(),
+        );
+        let client = proxies.client_ip(peer, &headers);
+        assert_ne!(client, peer);
+        if failures.blocked(client).is_none() {
+            failures.failed(client);
+        }
+        once.first(client);
+        if i % 50_000 == 0 {
+            max_tracked = max_tracked.max(failures.tracked() + once.tracked());
+        }
+    }
+    let grown_mib = rss_kib().saturating_sub(before) as f64 / 1024.0;
+    max_tracked = max_tracked.max(failures.tracked() + once.tracked());
+    eprintln!(
+        "address flood: 1,000,000 distinct addresses in {:?}; at most {max_tracked} clients tracked; resident memory grew {grown_mib:.1} MiB",
+        started.elapsed()
+    );
+    // Two tables (budgets + blocks) in the throttle, one in the window.
+    assert!(max_tracked <= 3 * MAX_TRACKED + 1000, "{max_tracked}");
+    assert!(grown_mib < 64.0, "resident memory grew {grown_mib:.1} MiB");
+    // Each IPv6 network shares one budget: ~70 addresses per /64 spent it, and a fresh address in one of them is still blocked.
+    let fresh: std::net::IpAddr = "2001:db8:7:1::abcd".parse().unwrap();
+    assert!(
+        failures.blocked(fresh).is_some(),
+        "a new address in a spent /64 is blocked"
+    );
+    failures.prune();
+    once.prune();
+}
+
+#[sqlx::test]
+async fn the_drop_page_limit_holds_per_ipv6_64_behind_a_trusted_proxy(db: PgPool) {
+    let config = test_config(&[
+        ("KEYDROP_RATE_LIMIT", "3/min"),
+        ("KEYDROP_TRUSTED_PROXIES", "127.0.0.1"),
+    ]);
+    let app = spawn_app_config(db, config).await;
+    let page = format!("{}/d/kdl_{}", app.public, "A".repeat(43));
+    let get = |from: String| {
+        let page = page.clone();
+        let api = app.api.clone();
+        async move {
+            api.get(&page)
+                .header("x-forwarded-for", from)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // Three fresh addresses in one /64 spend its budget; the fourth is refused.
+    for n in 1..=3 {
+        assert_ne!(
+            get(format!("2001:db8:1:2::{n}")).await,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+    assert_eq!(
+        get("2001:db8:1:2:ffff:eeee:dddd:cccc".into()).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "another address in the same /64 shares the budget"
+    );
+    // The next /64 has a budget of its own.
+    assert_ne!(
+        get("2001:db8:1:3::1".into()).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

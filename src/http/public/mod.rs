@@ -30,25 +30,32 @@ pub fn router(state: &AppState) -> Router<AppState> {
     let Some(limit) = state.config.rate_limit else {
         return routes;
     };
+    let v6 = state.config.proxies.ipv6_prefix;
     let config = GovernorConfigBuilder::default()
-        .key_extractor(ClientIpKey)
+        .key_extractor(ClientIpKey { ipv6_prefix: v6 })
         .period(limit.per / limit.count)
         .burst_size(limit.count)
         .finish()
         .expect("a positive rate limit is a valid governor config");
-    // Forget idle clients now and then so the table stays small.
+    let once = Arc::new(OncePerWindow::new(limit.per, v6));
+    // Forget idle clients on a timer so the tables stay small (IPv6 clients
+    // are keyed by network, so rotating addresses does not grow them).
     let limiter = Arc::downgrade(config.limiter());
+    let weak_once = Arc::downgrade(&once);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut tick = tokio::time::interval(super::throttle::PRUNE_EVERY);
         loop {
             tick.tick().await;
-            match limiter.upgrade() {
-                Some(l) => l.retain_recent(),
-                None => break,
+            match (limiter.upgrade(), weak_once.upgrade()) {
+                (Some(l), Some(o)) => {
+                    l.retain_recent();
+                    l.shrink_to_fit();
+                    o.prune();
+                }
+                _ => break,
             }
         }
     });
-    let once = Arc::new(OncePerWindow::new(limit.per));
     let db = state.db.clone();
     routes
         .layer(GovernorLayer::new(config).error_handler(too_many_requests))
