@@ -6,7 +6,7 @@ use crate::crypto::{self, KekId};
 use crate::domain::{HumanDuration, Scopes, StaffSecret};
 use crate::providers::PROVIDERS;
 use crate::service::links::{self, LinkInput, RawLink, RevokeError};
-use crate::startup::{shutdown_signal, Application};
+use crate::startup::{shutdown_signal, Application, Migrations};
 use crate::store::{self, audit::Actor, requests, tokens};
 use anyhow::{bail, Context as _};
 use chrono::Utc;
@@ -119,6 +119,8 @@ pub struct CreateLink {
     json: bool,
 }
 
+pub use crate::ops::cli::ExitStatus;
+
 /// Runs a parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -127,13 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             providers(json);
             Ok(())
         }
-        Command::Migrate => {
-            let config = Config::from_env()?;
-            let db = store::connect(&config.database_url).await?;
-            store::migrate(&db).await?;
-            eprintln!("migrations applied");
-            Ok(())
-        }
+        Command::Migrate => migrate().await,
         Command::Serve { no_migrate } => serve(no_migrate).await,
         Command::Token(cmd) => token(cmd).await,
         Command::Request(cmd) => request(cmd).await,
@@ -181,22 +177,54 @@ fn providers(as_json: bool) {
     }
 }
 
+async fn migrate() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    let db = store::connect(&config.database_url).await?;
+    let done = store::migrate(&db).await;
+    db.close().await;
+    match done? {
+        store::Migrated::Applied(v) => {
+            eprintln!("applied {} migration(s): {}", v.len(), store::versions(&v))
+        }
+        store::Migrated::Current => eprintln!("the database schema is current; nothing to apply"),
+        store::Migrated::Ahead(v) => eprintln!(
+            "this database belongs to a newer Keydrop: it has migration(s) {} that keydrop {} \
+             does not know. Nothing to apply; this version still serves it (migrations only \
+             add), so a rollback or a rolling upgrade works. Run migrations with the newest \
+             binary.",
+            store::versions(&v),
+            env!("CARGO_PKG_VERSION")
+        ),
+    }
+    Ok(())
+}
+
 async fn serve(no_migrate: bool) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let keyring = config::load_keyring()?;
     let db = store::connect(&config.database_url).await?;
-    if !no_migrate {
-        store::migrate(&db).await?;
-    }
-    let app = Application::build(config, keyring, db.clone()).await?;
+    let migrations = if no_migrate {
+        Migrations::Check
+    } else {
+        Migrations::Apply
+    };
+    let app = match Application::build_with(config, keyring, db.clone(), migrations).await {
+        Ok(app) => app,
+        Err(e) => {
+            db.close().await;
+            return Err(e);
+        }
+    };
     let result = app.run_until(shutdown_signal()).await;
     db.close().await;
     result
 }
 
+/// Configuration and a pool on a database that has been migrated.
 async fn connect() -> anyhow::Result<(Config, sqlx::PgPool)> {
     let config = Config::from_env()?;
     let db = store::connect(&config.database_url).await?;
+    store::require_migrated(&db).await?;
     Ok((config, db))
 }
 

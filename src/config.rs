@@ -42,6 +42,10 @@ pub struct Config {
     pub proxies: crate::http::client_ip::ProxyConfig,
     /// Failed token lookups allowed per client IP before `429`.
     pub auth_failure_limit: Option<RateLimit>,
+    /// Stay ready (`keks.status: degraded`) while rows are wrapped by a KEK
+    /// that is not in the ring (`KEYDROP_ALLOW_MISSING_KEKS`); by default that
+    /// replica is not ready.
+    pub allow_missing_keks: bool,
 }
 
 /// A per-IP request budget: `count` requests per `per`.
@@ -191,7 +195,9 @@ impl Config {
         let auth_failure_limit =
             RateLimit::parse(&env("KEYDROP_AUTH_FAILURE_LIMIT").unwrap_or_else(|| "20/min".into()))
                 .map_err(|e| anyhow::anyhow!("KEYDROP_AUTH_FAILURE_LIMIT: {e}"))?;
+        let allow_missing_keks = flag(env, "KEYDROP_ALLOW_MISSING_KEKS")?;
         Ok(Self {
+            allow_missing_keks,
             proxies,
             auth_failure_limit,
             upstreams,
@@ -201,7 +207,7 @@ impl Config {
             public_addr,
             internal_addr,
             public_url,
-            log_filter: env("KEYDROP_LOG").unwrap_or_else(|| DEFAULT_LOG_FILTER.into()),
+            log_filter: log_filter(env("KEYDROP_LOG").as_deref()).map_err(anyhow::Error::msg)?,
             log_json,
             rate_limit,
             link_ttl,
@@ -221,6 +227,15 @@ impl Config {
     /// The origin browsers send in `Origin` for our pages.
     pub fn public_origin(&self) -> String {
         self.public_url.origin().ascii_serialization()
+    }
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`); unset is `false`.
+fn flag(env: Env<'_>, key: &str) -> anyhow::Result<bool> {
+    match env(key).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("false" | "0" | "no") => Ok(false),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some(other) => bail!("{key}={other:?}: use true or false"),
     }
 }
 
@@ -254,13 +269,36 @@ fn parse_public_url(s: &str) -> anyhow::Result<Url> {
 /// Default log filter: `info`, without Postgres NOTICE chatter from migrations.
 pub const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
 
-/// `KEYDROP_LOG` and whether `KEYDROP_LOG_FORMAT` is `json`, read before
-/// anything else so that start-up errors are already logged as configured.
-/// (An invalid format falls back to pretty here; [`Config::from_env`] reports it.)
-pub fn log_settings() -> (String, bool) {
+/// `KEYDROP_LOG` (checked) and whether `KEYDROP_LOG_FORMAT` is `json`, read
+/// before anything else so that start-up errors are already logged as
+/// configured. (An invalid format falls back to pretty here;
+/// [`Config::from_env`] reports it.)
+pub fn log_settings() -> (Result<String, String>, bool) {
     let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let filter = get("KEYDROP_LOG").unwrap_or_else(|| DEFAULT_LOG_FILTER.into());
+    let filter = log_filter(get("KEYDROP_LOG").as_deref());
     (filter, get("KEYDROP_LOG_FORMAT").as_deref() == Some("json"))
+}
+
+/// Checks a `KEYDROP_LOG` value. Besides syntax errors, a bare word that is
+/// not a level (`typo`, `inf`) is refused: `tracing` would read it as "all
+/// levels of the module named typo" and silently mute everything else.
+pub fn log_filter(value: Option<&str>) -> Result<String, String> {
+    let Some(v) = value else {
+        return Ok(DEFAULT_LOG_FILTER.into());
+    };
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    for directive in v.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !directive.contains(['=', '[', ':']);
+        if bare && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "KEYDROP_LOG={v:?}: {directive:?} is not a level; use trace, debug, info, warn, \
+                 error or off, optionally with target=level pairs (e.g. info,keydrop=debug)"
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(v)
+        .map(|_| v.to_owned())
+        .map_err(|e| format!("KEYDROP_LOG={v:?} is not a log filter ({e}); e.g. info or info,keydrop=debug"))
 }
 
 /// Loads the KEK ring from `KEYDROP_KEKS` or the file named by `KEYDROP_KEKS_FILE`.

@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::http::{self, AppState};
 use crate::ops::retention;
-use crate::store::canary;
+use crate::store::{self, canary};
 use sqlx::PgPool;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,10 +17,33 @@ pub struct Application {
     state: AppState,
 }
 
+/// What start-up does to the database schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply pending migrations (`keydrop serve`).
+    Apply,
+    /// Only look (`keydrop serve --no-migrate`, tests).
+    Check,
+}
+
 impl Application {
-    /// Checks the KEK ring against the database and binds both listeners.
+    /// Binds both listeners, then checks the database (schema, KEK ring) and
+    /// logs what an operator needs to know about this process.
     pub async fn build(config: Config, keyring: Keyring, db: PgPool) -> anyhow::Result<Self> {
-        canary::verify(&db, &keyring).await?;
+        Self::build_with(config, keyring, db, Migrations::Check).await
+    }
+
+    /// [`Application::build`], applying migrations first when asked.
+    ///
+    /// The listeners are bound before anything is written to the database,
+    /// so a port in use fails start-up without having migrated the schema or
+    /// registered canaries.
+    pub async fn build_with(
+        config: Config,
+        keyring: Keyring,
+        db: PgPool,
+        migrations: Migrations,
+    ) -> anyhow::Result<Self> {
         let public = TcpListener::bind(config.public_addr).await.map_err(|e| {
             anyhow::anyhow!(
                 "cannot listen on KEYDROP_PUBLIC_ADDR {}: {e}",
@@ -33,6 +56,10 @@ impl Application {
                 config.internal_addr
             )
         })?;
+        prepare_schema(&db, migrations).await?;
+        let keks = canary::verify(&db, &keyring).await?;
+        log_keks(&keyring, &keks, config.allow_missing_keks);
+        log_settings(&config);
         Ok(Self {
             public,
             internal,
@@ -62,7 +89,7 @@ impl Application {
         let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
             let _ = rx.changed().await;
         };
-        tracing::info!(public = %self.public_addr(), internal = %self.internal_addr(), "keydrop listening");
+        tracing::info!(public = %self.public_addr(), internal = %self.internal_addr(), version = env!("CARGO_PKG_VERSION"), "keydrop listening");
         // Audit sealing and webhook delivery; both end at the shutdown signal.
         tokio::spawn(crate::chain::sealer::run(
             self.state.db.clone(),
@@ -143,8 +170,88 @@ impl Application {
             let _ = tokio::time::timeout(config.shutdown_timeout, task).await;
         }
         served?;
+        tracing::info!("keydrop stopped");
         Ok(())
     }
+}
+
+/// Migrates (or only checks) the schema and logs where it stands. A database
+/// a newer Keydrop migrated is served as it is: migrations only add, so this
+/// version still works on it (rolling upgrades, rollbacks).
+async fn prepare_schema(db: &PgPool, migrations: Migrations) -> anyhow::Result<()> {
+    let before = match migrations {
+        Migrations::Apply => store::schema(db).await?,
+        Migrations::Check => store::require_migrated(db).await?,
+    };
+    let versions = store::versions;
+    if !before.ahead.is_empty() {
+        tracing::warn!(
+            ahead = %versions(&before.ahead),
+            pending = %versions(&before.pending),
+            version = env!("CARGO_PKG_VERSION"),
+            "database migrations: a newer Keydrop migrated this database (versions listed in `ahead` are unknown here); not migrating, serving on the newer schema"
+        );
+        return Ok(());
+    }
+    match migrations {
+        Migrations::Apply if !before.pending.is_empty() => {
+            store::migrate(db).await?;
+            tracing::info!(
+                applied = %versions(&before.pending),
+                total = before.applied.len() + before.pending.len(),
+                "database migrations: applied"
+            );
+        }
+        Migrations::Check if !before.pending.is_empty() => tracing::warn!(
+            pending = %versions(&before.pending),
+            "database migrations: pending (started with --no-migrate); not ready until `keydrop migrate` runs"
+        ),
+        _ => tracing::info!(
+            total = before.applied.len(),
+            latest = before.applied.last().copied().unwrap_or_default(),
+            "database migrations: current"
+        ),
+    }
+    Ok(())
+}
+
+/// The ring, canaries registered now, and every KEK the database needs but
+/// the ring lacks, with the number of secrets it wraps.
+fn log_keks(ring: &Keyring, status: &canary::KeyringStatus, allow_missing: bool) {
+    let ids: Vec<&str> = ring.iter().map(|k| k.id().as_str()).collect();
+    tracing::info!(
+        active = ring.active().id().as_str(),
+        ring = %ids.join(","),
+        canaries_registered = %status.unregistered.join(","),
+        "KEK ring loaded"
+    );
+    for (kek_id, rows) in &status.missing {
+        tracing::error!(
+            kek_id = kek_id.as_str(),
+            rows,
+            "KEK missing from the ring: these secrets cannot be revealed by this process; put the key back in KEYDROP_KEKS / KEYDROP_KEKS_FILE (readiness fails{})",
+            if allow_missing { " unless KEYDROP_ALLOW_MISSING_KEKS, which is set: reporting degraded" } else { " until then" }
+        );
+    }
+}
+
+/// Retention and webhook settings (never secrets: webhook URLs as origins only).
+fn log_settings(config: &Config) {
+    let show = |d: Option<std::time::Duration>| {
+        d.map_or("off".to_owned(), |d| crate::domain::HumanDuration::display(d))
+    };
+    tracing::info!(
+        shred_after_ingested = %show(config.shred_after_ingested),
+        shred_unclaimed_after = %show(config.shred_unclaimed_after),
+        purge_interval = %show(config.purge_interval),
+        "retention policy"
+    );
+    let origins: Vec<String> = config.webhooks.endpoints.iter().map(|e| e.origin()).collect();
+    tracing::info!(
+        endpoints = config.webhooks.endpoints.len(),
+        origins = %origins.join(","),
+        "webhooks"
+    );
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -3,14 +3,15 @@
 //! Nothing that holds a secret implements `Display` or un-redacted `Debug`,
 //! and handlers never record request bodies, so secrets cannot reach the logs.
 
+use std::io::IsTerminal as _;
 use tracing_subscriber::{fmt, layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 
 /// Installs the global subscriber. Logs go to stderr; stdout is for results.
+/// `filter` was checked by [`crate::config::log_filter`]; should it still not
+/// parse, the default filter is used (the caller has already refused it).
 pub fn init(filter: &str, json: bool) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
-        eprintln!("KEYDROP_LOG={filter:?} is not a valid filter ({e}); using \"info\"");
-        EnvFilter::new("info")
-    });
+    let filter = EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| EnvFilter::new(crate::config::DEFAULT_LOG_FILTER));
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
         registry
@@ -24,7 +25,12 @@ pub fn init(filter: &str, json: bool) {
             .try_init()
     } else {
         registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            // Colours only for a person at a terminal: files and pipes get plain text.
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init()
     };
     // A second init (tests) keeps the first subscriber.

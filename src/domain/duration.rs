@@ -15,6 +15,11 @@ impl HumanDuration {
             return Err("a duration is required, e.g. 90m or 7d".into());
         }
         let mut total: u64 = 0;
+        if s.ends_with("ms") && s[..s.len() - 2].bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "{input:?}: milliseconds are not supported; use whole seconds, e.g. 1s"
+            ));
+        }
         let mut digits = String::new();
         for c in s.chars() {
             if c.is_ascii_digit() {
@@ -29,9 +34,15 @@ impl HumanDuration {
                 'w' => 604_800,
                 _ => return Err(format!("{input:?} is not a duration: use a number with s, m, h, d or w, e.g. 90m or 7d")),
             };
-            let n: u64 = digits.parse().map_err(|_| {
-                format!("{input:?} is not a duration: a unit needs a number before it, e.g. 7d")
-            })?;
+            if digits.is_empty() {
+                return Err(format!(
+                    "{input:?} is not a duration: a unit needs a number before it, e.g. 7d"
+                ));
+            }
+            // Only digits: parsing fails only when the number overflows.
+            let n: u64 = digits
+                .parse()
+                .map_err(|_| format!("{input:?} is too long: at most 10 years"))?;
             digits.clear();
             total = n
                 .checked_mul(unit)
@@ -48,6 +59,11 @@ impl HumanDuration {
             return Err(format!("{input:?} must be longer than zero"));
         }
         Ok(Self(std::time::Duration::from_secs(total)))
+    }
+
+    /// `d` written the way [`HumanDuration::parse`] reads it (`7d`, `36h`, `45s`).
+    pub fn display(d: std::time::Duration) -> String {
+        Self(d).to_string()
     }
 
     pub fn as_std(&self) -> std::time::Duration {

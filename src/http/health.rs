@@ -9,14 +9,13 @@
 //! `ready` or `not_ready` — nothing about keys, schema or counts.
 
 use super::AppState;
-use crate::store::{canary, maintenance, MIGRATOR};
+use crate::store::{self, canary, maintenance};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// Health checks for the public listener: no database work per request.
@@ -132,23 +131,32 @@ async fn readyz(State(state): State<AppState>, detail: bool) -> Response {
 
 /// What the readiness queries found: KEK status, applied migrations, and
 /// (internal listener only) rows per KEK id.
-type Probe = sqlx::Result<(canary::KeyringStatus, Vec<i64>, Option<Vec<(String, i64)>>)>;
+type Probe = sqlx::Result<(canary::KeyringStatus, store::Schema, Option<Vec<(String, i64)>>)>;
 
 /// Runs the readiness queries (no deadline of its own).
 async fn probe(state: &AppState, detail: bool) -> Probe {
     let keks = canary::status(&state.db, &state.keyring).await?;
-    let applied = maintenance::applied_migrations(&state.db).await?;
+    let schema = store::schema(&state.db).await?;
     let rows = if detail {
         Some(maintenance::rows_per_kek(&state.db).await?)
     } else {
         None
     };
-    Ok((keks, applied, rows))
+    Ok((keks, schema, rows))
 }
 
-/// The database answers within a deadline, the KEK ring matches it, and its
-/// schema has every migration this binary knows. Returns the verdict and the
-/// detailed report (for the internal listener only).
+/// The database answers within a deadline, the KEK ring matches it and
+/// opens every stored secret, and its schema has every migration this binary
+/// knows (a database a newer Keydrop migrated is `ahead`: still ready, the
+/// schema only grows). Returns the verdict and the detailed report (for the
+/// internal listener only).
+///
+/// Rows wrapped by a KEK that is not in the ring make the replica not ready:
+/// it would answer `500 kek_unavailable` for each of them, and an orchestrator
+/// should keep it out of rotation (and the operator should hear about it)
+/// rather than route reveals to it. `KEYDROP_ALLOW_MISSING_KEKS=true` accepts
+/// that state as `degraded` (e.g. after deliberately retiring a key whose
+/// secrets are no longer needed).
 async fn assess(state: &AppState, detail: bool) -> (bool, Value) {
     let check = tokio::time::timeout(DEADLINE, probe(state, detail)).await;
     report(state, check.ok())
@@ -158,22 +166,41 @@ async fn assess(state: &AppState, detail: bool) -> (bool, Value) {
 fn report(state: &AppState, check: Option<Probe>) -> (bool, Value) {
     let unknown = || json!({ "status": "unknown" });
     let (ready, database, keks, migrations) = match check {
-        Some(Ok((status, applied, rows))) => {
-            let keks_ok = status.is_valid();
+        Some(Ok((status, schema, rows))) => {
+            let allow_missing = state.config.allow_missing_keks;
+            let keks_ok = status.is_valid() && (status.missing.is_empty() || allow_missing);
+            let kek_status = if !status.is_valid() {
+                "mismatch"
+            } else if status.missing.is_empty() {
+                "ok"
+            } else if allow_missing {
+                "degraded"
+            } else {
+                "missing"
+            };
+            let missing: Vec<&str> = status.missing.iter().map(|(id, _)| id.as_str()).collect();
             let mut keks = json!({
-                "status": if !keks_ok { "mismatch" } else if status.missing.is_empty() { "ok" } else { "degraded" },
+                "status": kek_status,
                 "active": state.keyring.active().id().as_str(),
                 "mismatched": status.mismatched,
-                "missing": status.missing,
+                "missing": missing,
             });
             if let Some(rows) = rows {
                 let rows: Map<String, Value> =
                     rows.into_iter().map(|(k, n)| (k, json!(n))).collect();
                 keks["rows"] = Value::Object(rows);
+                keks["ring"] = json!(state
+                    .keyring
+                    .iter()
+                    .map(|k| k.id().as_str())
+                    .collect::<Vec<_>>());
             }
-            let migrations = migration_status(&applied);
-            let current = migrations["status"] != "pending";
-            (keks_ok && current, "ok", keks, migrations)
+            let migrations = json!({
+                "status": schema.status(),
+                "pending": schema.pending,
+                "ahead": schema.ahead,
+            });
+            (keks_ok && schema.pending.is_empty(), "ok", keks, migrations)
         }
         Some(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database error");
@@ -188,25 +215,4 @@ fn report(state: &AppState, check: Option<Probe>) -> (bool, Value) {
         "migrations": migrations,
     });
     (ready, body)
-}
-
-/// `current`, `pending` (this binary expects migrations the database lacks:
-/// not ready) or `ahead` (the database has newer ones, as during a rolling
-/// upgrade: still ready, the schema only grows).
-fn migration_status(applied: &[i64]) -> Value {
-    let applied: BTreeSet<i64> = applied.iter().copied().collect();
-    let known: BTreeSet<i64> = MIGRATOR
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-        .map(|m| m.version)
-        .collect();
-    let pending: Vec<i64> = known.difference(&applied).copied().collect();
-    let status = if !pending.is_empty() {
-        "pending"
-    } else if applied.difference(&known).next().is_some() {
-        "ahead"
-    } else {
-        "current"
-    };
-    json!({ "status": status, "pending": pending })
 }

@@ -2,8 +2,7 @@
 
 use super::{retention, rotate};
 use crate::config::{self, Config};
-use crate::startup::shutdown_signal;
-use crate::store::{self, audit::Actor};
+use crate::store::{self, audit::Actor, canary};
 use anyhow::{bail, Context as _};
 use chrono::Utc;
 use clap::Args;
@@ -13,6 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// A failure that wants a particular exit status (e.g. 130 after Ctrl-C);
+/// carried inside `anyhow::Error` and read back by `main`.
+#[derive(Debug, thiserror::Error)]
+#[error("{1}")]
+pub struct ExitStatus(pub u8, pub String);
 
 #[derive(Debug, Args)]
 pub struct RotateArgs {
@@ -28,6 +33,10 @@ pub struct RotateArgs {
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Rotate even though no server has loaded the active KEK yet (servers
+    /// still running the old ring could not open the rewrapped rows).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -51,18 +60,46 @@ pub async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let ring = config::load_keyring()?;
     let db = store::connect(&config.database_url).await?;
+    store::require_migrated(&db).await?;
+    let active = ring.active().id().as_str().to_owned();
+    // A server registers the canary of every KEK it loads. No canary for the
+    // active KEK means no server runs this ring yet: rows rewrapped now could
+    // not be opened by any of them.
+    let keks = canary::status(&db, &ring).await?;
+    let check_hint = format!(
+        "every replica must run a ring that contains {active:?}: its start-up log says \
+         \"KEK ring loaded\" with ring={active}, and its internal /readyz lists {active:?} \
+         in keks.ring"
+    );
+    if keks.is_valid() && keks.unregistered.contains(&active) {
+        if !args.force {
+            db.close().await;
+            bail!(
+                "no server has loaded KEK {active:?} yet (it has no canary in this database), \
+                 so servers still running the old ring could not open the rows rotate would \
+                 rewrap. Put {active:?} first in the ring of every server and restart them, then \
+                 run `keydrop rotate` again ({check_hint}). --force rotates anyway."
+            );
+        }
+        eprintln!("rotate: --force: KEK {active:?} is new to this database; {check_hint}");
+    } else {
+        eprintln!("rotate: before the old KEK leaves the ring, check that {check_hint}");
+    }
     // Ctrl-C or SIGTERM: finish the batch in flight, record the run, stop.
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        eprintln!("\nrotate: stopping after the current batch");
-        flag.store(true, Ordering::Relaxed);
-    });
+    let signal = Arc::new(std::sync::atomic::AtomicU8::new(0));
+    {
+        let (stop, signal) = (stop.clone(), signal.clone());
+        tokio::spawn(async move {
+            let code = interrupted().await;
+            eprintln!("\nrotate: stopping after the current batch");
+            signal.store(code, Ordering::Relaxed);
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
     let tty = std::io::stderr().is_terminal();
     eprintln!(
-        "rotate: rewrapping data keys under KEK {:?} in batches of {}",
-        ring.active().id().as_str(),
+        "rotate: rewrapping data keys under KEK {active:?} in batches of {}",
         args.batch
     );
     let opts = rotate::Options {
@@ -71,9 +108,17 @@ pub async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
         workers: usize::from(args.workers),
     };
     let summary = rotate::rotate(&db, &ring, &Actor::cli(), opts, &stop, |p| {
+        // Rows written by servers on the old ring during the run are rewrapped
+        // too, so the count can pass the starting total.
+        let total = p.total.max(p.rewrapped);
         if tty {
-            eprint!("\r{}", progress_bar(p.rewrapped, p.total));
+            eprint!("\r{}", progress_bar(p.rewrapped, total));
             let _ = std::io::stderr().flush();
+        } else if p.rewrapped > p.total {
+            eprintln!(
+                "rotate: batch {}: {} rewrapped ({} were under another KEK at the start; more arrived since)",
+                p.batches, p.rewrapped, p.total
+            );
         } else {
             eprintln!(
                 "rotate: batch {}: {} of {} rewrapped",
@@ -102,18 +147,47 @@ pub async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
              (add missing ones back) and run `keydrop rotate` again"
         );
     }
-    if summary.interrupted {
-        eprintln!("rotate: stopped early; run `keydrop rotate` again to continue");
-    } else if !summary.complete {
-        bail!(
-            "{} row(s) are still under another KEK (held by other work, or written by a server \
-             still running the old ring); run `keydrop rotate` again",
-            summary.remaining
-        );
-    } else {
-        eprintln!("rotate: done; KEKs other than the active one can now leave the ring");
+    if summary.complete {
+        eprintln!("rotate: done; once {check_hint}, KEKs other than {active:?} can leave the ring");
+        return Ok(());
     }
-    Ok(())
+    let left = summary.remaining;
+    match signal.load(Ordering::Relaxed) {
+        // Shell convention: 128 + the signal number.
+        code @ 1.. => Err(ExitStatus(
+            code,
+            format!("rotate stopped early: {left} row(s) are still under another KEK; run `keydrop rotate` again to continue"),
+        )
+        .into()),
+        0 if summary.interrupted => bail!(
+            "rotate stopped after --max-batches: {left} row(s) are still under another KEK; \
+             run `keydrop rotate` again to continue"
+        ),
+        0 => bail!(
+            "{left} row(s) are still under another KEK (held by other work, or written by a server \
+             still running the old ring); run `keydrop rotate` again"
+        ),
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM; returns the exit status a shell would give
+/// (130 or 143).
+async fn interrupted() -> u8 {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => 130, _ = term => 143 }
 }
 
 /// `[#######.............]  350/1000 rewrapped`
@@ -142,15 +216,30 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
-        let rule = |d: Option<Duration>| d.map_or("(off)".to_owned(), human);
-        println!(
-            "shredded {} secret(s): {} ingested more than {} ago, {} never revealed within {}",
-            summary.total(),
-            summary.shredded_ingested,
-            rule(policy.after_ingested),
-            summary.shredded_unclaimed,
-            rule(policy.unclaimed_after),
-        );
+        let mut rules = Vec::new();
+        if let Some(d) = policy.after_ingested {
+            rules.push(format!(
+                "{} ingested more than {} ago",
+                summary.shredded_ingested,
+                human(d)
+            ));
+        }
+        if let Some(d) = policy.unclaimed_after {
+            rules.push(format!(
+                "{} never revealed within {}",
+                summary.shredded_unclaimed,
+                human(d)
+            ));
+        }
+        if rules.is_empty() {
+            println!("shredded nothing: both retention rules are off");
+        } else {
+            println!(
+                "shredded {} secret(s): {}",
+                summary.total(),
+                rules.join(", ")
+            );
+        }
     }
     Ok(())
 }

@@ -133,6 +133,8 @@ pub async fn rotate(
     }
     summary.remaining = maintenance::count_not_under(db, &active).await? as u64;
     summary.complete = summary.remaining == 0;
+    // Stopping with nothing left to do is not stopping early.
+    summary.interrupted &= !summary.complete;
     let failures: u64 = summary.failures.values().sum();
     let event = if failures == 0 && !summary.interrupted {
         NewEvent::success(actor, "kek.rotated")

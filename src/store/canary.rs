@@ -8,8 +8,12 @@ use sqlx::PgPool;
 pub struct KeyringStatus {
     /// KEK ids whose configured key does not match the stored canary.
     pub mismatched: Vec<String>,
-    /// KEK ids that wrap secrets but are not in the ring.
-    pub missing: Vec<String>,
+    /// KEK ids that wrap live secrets but are not in the ring, with how many
+    /// rows each wraps: those secrets cannot be revealed by this process.
+    pub missing: Vec<(String, i64)>,
+    /// Configured KEK ids without a canary yet: no process has loaded them
+    /// against this database before.
+    pub unregistered: Vec<String>,
 }
 
 impl KeyringStatus {
@@ -39,6 +43,11 @@ pub async fn status(pool: &PgPool, ring: &Keyring) -> sqlx::Result<KeyringStatus
         .fetch_all(pool)
         .await?;
     let mut out = KeyringStatus::default();
+    for kek in ring.iter() {
+        if !rows.iter().any(|r| r.kek_id == kek.id().as_str()) {
+            out.unregistered.push(kek.id().as_str().to_owned());
+        }
+    }
     for row in rows {
         if let Some(kek) = ring.get(&row.kek_id) {
             if !crypto::check_canary(kek, &row.canary) {
@@ -46,25 +55,23 @@ pub async fn status(pool: &PgPool, ring: &Keyring) -> sqlx::Result<KeyringStatus
             }
         }
     }
-    let in_use = sqlx::query_scalar!(
-        r#"SELECT DISTINCT kek_id AS "kek_id!" FROM secrets WHERE payload IS NOT NULL AND kek_id IS NOT NULL"#
-    )
-    .fetch_all(pool)
-    .await?;
-    out.missing = in_use
+    out.missing = crate::store::maintenance::rows_per_kek(pool)
+        .await?
         .into_iter()
-        .filter(|id| ring.get(id).is_none())
+        .filter(|(id, _)| ring.get(id).is_none())
         .collect();
     Ok(out)
 }
 
-/// Fails with a clear message when a configured KEK does not match the database.
+/// Fails with a clear message when a configured KEK does not match the
+/// database; otherwise registers canaries for new KEKs. Returns the status as
+/// found before registering.
 pub async fn verify(pool: &PgPool, ring: &Keyring) -> anyhow::Result<KeyringStatus> {
     let status = status(pool, ring).await?;
     if !status.is_valid() {
         anyhow::bail!(
             "KEK id(s) {} are configured with a different key than this database was written with; \
-             refusing to start (check KEYDROP_KEKS / KEYDROP_KEKS_FILE)",
+             refusing to use this ring (check KEYDROP_KEKS / KEYDROP_KEKS_FILE)",
             status.mismatched.join(", ")
         );
     }

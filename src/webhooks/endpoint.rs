@@ -111,6 +111,9 @@ impl WebhookConfig {
             if !secrets.is_empty() {
                 return Err("KEYDROP_WEBHOOK_SECRET is set but KEYDROP_WEBHOOK_URL is not".into());
             }
+            if !formats.is_empty() {
+                return Err("KEYDROP_WEBHOOK_FORMAT is set but KEYDROP_WEBHOOK_URL is not".into());
+            }
             return Ok(Self::default());
         }
         let pick = |v: &[String], i: usize, name: &str| -> Result<Option<String>, String> {

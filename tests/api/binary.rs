@@ -56,10 +56,19 @@ pub fn run(cmd: &mut Command) -> (bool, String, String) {
 
 /// Starts `keydrop serve`, waits for its listening line; returns the child, its
 /// public and internal base URLs, and a reader thread's handle to all it printed.
-pub fn serve(mut cmd: Command) -> (Child, String, String, std::sync::mpsc::Receiver<String>) {
+pub fn serve(cmd: Command) -> (Child, String, String, std::sync::mpsc::Receiver<String>) {
+    serve_with(cmd, &[])
+}
+
+/// [`serve`] with flags after `serve` (e.g. `--no-migrate`).
+pub fn serve_with(
+    mut cmd: Command,
+    flags: &[&str],
+) -> (Child, String, String, std::sync::mpsc::Receiver<String>) {
     assert_command_loopback_only(&cmd);
     let mut child = cmd
         .arg("serve")
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -17,6 +17,7 @@ mod hostile;
 mod lifecycle;
 mod links;
 mod operations;
+mod operator;
 mod ops_support;
 mod processes;
 mod retention;

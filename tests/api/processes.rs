@@ -35,7 +35,7 @@ async fn a_rotation_killed_part_way_completes_when_run_again(db: PgPool) {
     let ring = format!("{b},{a}");
 
     let mut child = keydrop(&url, &ring)
-        .args(["rotate", "--batch", "1"])
+        .args(["rotate", "--batch", "1", "--force"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
