@@ -298,7 +298,9 @@ pub fn log_filter(value: Option<&str>) -> Result<String, String> {
     }
     tracing_subscriber::EnvFilter::try_new(v)
         .map(|_| v.to_owned())
-        .map_err(|e| format!("KEYDROP_LOG={v:?} is not a log filter ({e}); e.g. info or info,keydrop=debug"))
+        .map_err(|e| {
+            format!("KEYDROP_LOG={v:?} is not a log filter ({e}); e.g. info or info,keydrop=debug")
+        })
 }
 
 /// Loads the KEK ring from `KEYDROP_KEKS` or the file named by `KEYDROP_KEKS_FILE`.

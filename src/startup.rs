@@ -238,7 +238,9 @@ fn log_keks(ring: &Keyring, status: &canary::KeyringStatus, allow_missing: bool)
 /// Retention and webhook settings (never secrets: webhook URLs as origins only).
 fn log_settings(config: &Config) {
     let show = |d: Option<std::time::Duration>| {
-        d.map_or("off".to_owned(), |d| crate::domain::HumanDuration::display(d))
+        d.map_or("off".to_owned(), |d| {
+            crate::domain::HumanDuration::display(d)
+        })
     };
     tracing::info!(
         shred_after_ingested = %show(config.shred_after_ingested),
@@ -246,7 +248,12 @@ fn log_settings(config: &Config) {
         purge_interval = %show(config.purge_interval),
         "retention policy"
     );
-    let origins: Vec<String> = config.webhooks.endpoints.iter().map(|e| e.origin()).collect();
+    let origins: Vec<String> = config
+        .webhooks
+        .endpoints
+        .iter()
+        .map(|e| e.origin())
+        .collect();
     tracing::info!(
         endpoints = config.webhooks.endpoints.len(),
         origins = %origins.join(","),

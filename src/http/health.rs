@@ -131,7 +131,11 @@ async fn readyz(State(state): State<AppState>, detail: bool) -> Response {
 
 /// What the readiness queries found: KEK status, applied migrations, and
 /// (internal listener only) rows per KEK id.
-type Probe = sqlx::Result<(canary::KeyringStatus, store::Schema, Option<Vec<(String, i64)>>)>;
+type Probe = sqlx::Result<(
+    canary::KeyringStatus,
+    store::Schema,
+    Option<Vec<(String, i64)>>,
+)>;
 
 /// Runs the readiness queries (no deadline of its own).
 async fn probe(state: &AppState, detail: bool) -> Probe {

@@ -34,7 +34,11 @@ pub async fn connect(url: &secrecy::SecretString) -> anyhow::Result<PgPool> {
     if !matches!(scheme, "postgres" | "postgresql") {
         anyhow::bail!(
             "DATABASE_URL must be a Postgres URL (postgres://user@host/db), not {:?}",
-            if scheme.is_empty() { "a bare string" } else { scheme }
+            if scheme.is_empty() {
+                "a bare string"
+            } else {
+                scheme
+            }
         );
     }
     let options = PgConnectOptions::from_str(url)
@@ -51,12 +55,7 @@ pub async fn connect(url: &secrecy::SecretString) -> anyhow::Result<PgPool> {
         options.get_port(),
         options.get_database().unwrap_or("")
     );
-    match tokio::time::timeout(
-        FIRST_CONNECT,
-        sqlx::ConnectOptions::connect(&options),
-    )
-    .await
-    {
+    match tokio::time::timeout(FIRST_CONNECT, sqlx::ConnectOptions::connect(&options)).await {
         Ok(Ok(conn)) => {
             let _ = sqlx::Connection::close(conn).await;
         }
