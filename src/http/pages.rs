@@ -43,8 +43,9 @@ pub struct FieldView {
     pub label: &'static str,
     pub help: &'static str,
     pub secret: bool,
+    /// A text area: the value may span lines.
+    pub multiline: bool,
     pub required: bool,
-    pub max_len: usize,
     pub value: String,
     pub error: Option<String>,
 }

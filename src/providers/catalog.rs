@@ -255,11 +255,12 @@ pub static PROVIDERS: &[Provider] = &[
             Field {
                 name: "secret",
                 label: "Secret",
-                help: "The key, token or password itself, on one line. It is encrypted as soon as it reaches us.",
+                help: "The key, token or password itself, exactly as you copied it: it may span several lines (a private key, a JSON key file). It is encrypted as soon as it reaches us.",
                 secret: true,
                 required: true,
-                max_len: 4096,
-                kind: FieldKind::Text,
+                // Room for a private key or a service-account JSON file.
+                max_len: 16_384,
+                kind: FieldKind::Verbatim,
             },
         ],
         fingerprint_field: "secret",

@@ -79,6 +79,11 @@ pub enum FieldKind {
     Numeric,
     /// A DNS label such as a BambooHR company subdomain: letters, digits, `-`.
     Subdomain,
+    /// A secret kept exactly as sent: it may span lines (a private key,
+    /// service-account JSON) and begin or end with spaces. Shown as a
+    /// multi-line text area; only control characters other than line breaks
+    /// and tabs are refused.
+    Verbatim,
 }
 
 /// Looks a provider up by its id.
@@ -95,23 +100,51 @@ impl Provider {
 }
 
 impl Field {
-    /// Validates one submitted value, returning it trimmed, or a message for the admin.
-    /// `None` and blank mean "not given". Messages never quote the value.
+    /// True when the field takes text over several lines (a text area).
+    pub fn multiline(&self) -> bool {
+        self.kind == FieldKind::Verbatim
+    }
+
+    /// The label inside a sentence: "client secret", but "API key", "client ID".
+    pub fn label_in_sentence(&self) -> String {
+        let acronym = |w: &str| w.chars().count() > 1 && w.chars().all(char::is_uppercase);
+        self.label
+            .split(' ')
+            .map(|w| {
+                if acronym(w) {
+                    w.to_owned()
+                } else {
+                    w.to_lowercase()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Validates one submitted value, returning it (trimmed, except for
+    /// [`FieldKind::Verbatim`]), or a message for the admin. `None` and
+    /// blank mean "not given". Messages never quote the value.
     pub fn validate<'v>(&self, value: Option<&'v str>) -> Result<Option<&'v str>, String> {
-        let v = value.map(str::trim).unwrap_or("");
-        if v.is_empty() {
+        let raw = value.unwrap_or("");
+        let label = self.label_in_sentence();
+        if raw.trim().is_empty() {
             return if self.required {
-                Err(format!("Enter the {}.", self.label.to_lowercase()))
+                Err(format!("Enter the {label}."))
             } else {
                 Ok(None)
             };
         }
-        if v.chars().count() > self.max_len {
+        let v = if self.kind == FieldKind::Verbatim {
+            raw
+        } else {
+            raw.trim()
+        };
+        let length = v.chars().count();
+        if length > self.max_len {
             return Err(format!(
-                "The {} is too long (at most {} characters). Check you pasted only the {}.",
-                self.label.to_lowercase(),
-                self.max_len,
-                self.label.to_lowercase()
+                "The {label} is too long: we received {} characters, and it can have at most {}. Check you pasted only the {label}.",
+                thousands(length),
+                thousands(self.max_len),
             ));
         }
         let ok = match self.kind {
@@ -123,6 +156,9 @@ impl Field {
                     && !v.starts_with('-')
                     && !v.ends_with('-')
             }
+            FieldKind::Verbatim => v
+                .chars()
+                .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t')),
         };
         if !ok {
             let why = match self.kind {
@@ -130,11 +166,25 @@ impl Field {
                 FieldKind::Token => "should contain no spaces or special characters; copy it again from the provider",
                 FieldKind::Numeric => "must be a number",
                 FieldKind::Subdomain => "should be only the part before .bamboohr.com, e.g. acme",
+                FieldKind::Verbatim => "must not contain control characters other than line breaks and tabs",
             };
-            return Err(format!("The {} {why}.", self.label.to_lowercase()));
+            return Err(format!("The {label} {why}."));
         }
         Ok(Some(v))
     }
+}
+
+/// `4204` as "4,204": lengths a person compares with what they pasted.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -190,12 +240,54 @@ mod tests {
         let long = "a".repeat(secret.max_len + 1);
         let err = secret.validate(Some(&long)).unwrap_err();
         assert!(!err.contains(&long));
+        assert!(gh.fields[0]
+            .validate(None)
+            .unwrap_err()
+            .contains("client ID"));
+        let lever_key = &find("lever").unwrap().fields[0];
+        assert_eq!(lever_key.validate(None).unwrap_err(), "Enter the API key.");
         let user = &gh.fields[2];
         assert_eq!(user.validate(Some("")).unwrap(), None);
         assert!(user.validate(Some("12a")).is_err());
         let domain = &find("bamboohr").unwrap().fields[0];
         assert!(domain.validate(Some("acme.bamboohr.com")).is_err());
         assert_eq!(domain.validate(Some("acme")).unwrap(), Some("acme"));
+    }
+
+    #[test]
+    fn a_verbatim_secret_keeps_its_spaces_and_line_breaks() {
+        let secret = find("generic")
+            .unwrap()
+            .fields
+            .iter()
+            .find(|f| f.name == "secret")
+            .unwrap();
+        assert!(secret.multiline());
+        for v in [
+            " lead",
+            "trail ",
+            "line one\r\nline two\r\n",
+            "{\n\t\"k\": 1\n}",
+        ] {
+            assert_eq!(secret.validate(Some(v)).unwrap(), Some(v));
+        }
+        assert!(secret
+            .validate(Some(" \r\n "))
+            .unwrap_err()
+            .contains("Enter"));
+        assert!(secret.validate(Some("a\u{0}b")).is_err());
+        assert!(secret.validate(Some("a\u{1b}[2J")).is_err());
+        let long = "x".repeat(secret.max_len + 1);
+        let err = secret.validate(Some(&long)).unwrap_err();
+        assert!(err.contains(&thousands(secret.max_len + 1)), "{err}");
+    }
+
+    #[test]
+    fn lengths_are_written_with_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(4204), "4,204");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }
 
@@ -216,13 +308,15 @@ mod proptests {
         fn accepted_values_are_trimmed_bounded_and_of_the_right_kind(f in every_field(), v in any::<String>()) {
             match f.validate(Some(&v)) {
                 Ok(Some(ok)) => {
-                    prop_assert_eq!(ok, v.trim());
+                    let expect = if f.kind == FieldKind::Verbatim { v.as_str() } else { v.trim() };
+                    prop_assert_eq!(ok, expect);
                     prop_assert!(!ok.is_empty() && ok.chars().count() <= f.max_len);
                     let kind_ok = match f.kind {
                         FieldKind::Text => !ok.chars().any(char::is_control),
                         FieldKind::Token => ok.bytes().all(|b| b.is_ascii_graphic()),
                         FieldKind::Numeric => ok.bytes().all(|b| b.is_ascii_digit()),
                         FieldKind::Subdomain => ok.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                        FieldKind::Verbatim => ok.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t')),
                     };
                     prop_assert!(kind_ok);
                 }

@@ -17,8 +17,12 @@ async fn a_submitted_credential_is_revealed_with_exactly_the_fields_given(db: Pg
     assert!(html.contains("Dev Center"), "Greenhouse steps are shown");
     assert!(
         html.contains("name=\"client_secret\"")
-            && html.contains("type=\"password\" id=\"client_secret\"")
+            && html.contains(
+                "type=\"text\" id=\"client_secret\" name=\"client_secret\" class=\"secret\""
+            )
     );
+    // Masked text inputs: no password field for a password manager to save.
+    assert!(!html.contains("type=\"password\"") && !html.contains("maxlength"));
     assert!(html.contains("autocomplete=\"off\""));
 
     let csrf = csrf_from(&html);
@@ -302,7 +306,7 @@ async fn missing_required_fields_are_each_named(db: PgPool) {
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = resp.text().await.unwrap();
     for msg in [
-        "Enter the api key.",
+        "Enter the API key.",
         "Enter your name.",
         "Enter your email address.",
         "only the part before .bamboohr.com",

@@ -251,8 +251,8 @@ pub(super) fn field_view(
         label: f.label,
         help: f.help,
         secret: f.secret,
+        multiline: f.multiline(),
         required: f.required,
-        max_len: f.max_len,
         // Secret values are never sent back to the browser.
         value: if f.secret {
             String::new()
