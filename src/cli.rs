@@ -57,6 +57,9 @@ pub enum Command {
     },
     /// Rewrap every data key under the active (first) KEK; progress on stderr.
     Rotate(crate::ops::cli::RotateArgs),
+    /// Maintain stored fingerprints (`keydrop fingerprints refresh`).
+    #[command(subcommand)]
+    Fingerprints(crate::ops::cli::FingerprintsCmd),
     /// Apply the retention policy now; prints what was shredded.
     Purge(crate::ops::cli::PurgeArgs),
     /// Exit 0 when the local server answers /healthz (for Docker's HEALTHCHECK).
@@ -138,6 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::chain::cli::run(cmd, &db).await
         }
         Command::Rotate(args) => crate::ops::cli::rotate(args).await,
+        Command::Fingerprints(cmd) => crate::ops::cli::fingerprints(cmd).await,
         Command::Purge(args) => crate::ops::cli::purge(args).await,
         Command::Healthcheck(args) => crate::ops::cli::healthcheck(args).await,
     }

@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::http::{self, AppState};
 use crate::ops::retention;
-use crate::store::{self, canary};
+use crate::store::{self, canary, fingerprint_keys};
 use sqlx::PgPool;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -58,12 +58,13 @@ impl Application {
         })?;
         prepare_schema(&db, migrations).await?;
         let keks = canary::verify(&db, &keyring).await?;
+        let fingerprints = fingerprint_keys::load(&db, &keyring).await?;
         log_keks(&keyring, &keks, config.allow_missing_keks);
         log_settings(&config);
         Ok(Self {
             public,
             internal,
-            state: AppState::new(db, keyring, config),
+            state: AppState::new(db, keyring, fingerprints, config),
         })
     }
 

@@ -6,8 +6,10 @@
 //! associated data that binds them to their row, so a blob copied onto another
 //! row fails to open instead of revealing someone else's secret.
 
+pub mod fingerprint;
 mod keyring;
 
+pub use fingerprint::{Fingerprint, FingerprintKind, Fingerprinter};
 pub use keyring::{generate as generate_kek, Kek, KekId, Keyring, KeyringError};
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};

@@ -19,7 +19,7 @@ pub mod throttle;
 mod trace;
 
 use crate::config::Config;
-use crate::crypto::Keyring;
+use crate::crypto::{Fingerprinter, Keyring};
 use crate::providers::live::Checker;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -31,6 +31,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub db: PgPool,
     pub keyring: Arc<Keyring>,
+    /// The fingerprint key, unwrapped at start-up (`store::fingerprint_keys`).
+    pub fingerprints: Arc<Fingerprinter>,
     pub config: Arc<Config>,
     pub csrf: Arc<csrf::CsrfKey>,
     pub checker: Checker,
@@ -43,7 +45,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: PgPool, keyring: Keyring, config: Config) -> Self {
+    pub fn new(db: PgPool, keyring: Keyring, fingerprints: Fingerprinter, config: Config) -> Self {
         let csrf = csrf::CsrfKey::new(
             keyring.active().derive_hmac_key("keydrop csrf v1"),
             config.is_https(),
@@ -63,6 +65,7 @@ impl AppState {
             checker,
             db,
             keyring: Arc::new(keyring),
+            fingerprints: Arc::new(fingerprints),
             config: Arc::new(config),
             csrf: Arc::new(csrf),
         }

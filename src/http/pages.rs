@@ -82,7 +82,10 @@ pub struct ReceiptPage<'a> {
     pub reference: String,
     pub provider_name: &'a str,
     pub organization: &'a str,
-    pub fingerprint: &'a str,
+    /// "ends in …3WK3" or "fingerprint K7-2QX" (`crypto::fingerprint`).
+    pub fingerprint: String,
+    /// What kind of fingerprint it is, in words.
+    pub fingerprint_note: &'static str,
     pub received_at: String,
     pub check_class: &'static str,
     pub check_title: &'static str,

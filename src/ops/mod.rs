@@ -3,5 +3,6 @@
 //! once and beside serving traffic.
 
 pub mod cli;
+pub mod fingerprints;
 pub mod retention;
 pub mod rotate;

@@ -8,7 +8,7 @@
 
 use crate::crypto::{self, Envelope, Keyring};
 use crate::store::audit::{self, Actor, NewEvent};
-use crate::store::{canary, maintenance};
+use crate::store::{canary, fingerprint_keys, maintenance};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
@@ -86,6 +86,11 @@ pub async fn rotate(
     anyhow::ensure!(opts.batch > 0, "the batch size must be at least 1");
     // Refuses a key that does not match its canary, and registers the new one.
     canary::verify(db, ring).await?;
+    // The fingerprint key moves to the active KEK too, so fingerprints stay
+    // stable after the old KEK leaves the ring.
+    if !fingerprint_keys::rewrap(db, ring).await? {
+        tracing::warn!("the fingerprint key stays under its old KEK: keep that KEK in the ring");
+    }
     let active = ring.active().id().as_str().to_owned();
     let mut summary = Summary {
         active: active.clone(),

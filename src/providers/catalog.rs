@@ -255,7 +255,7 @@ pub static PROVIDERS: &[Provider] = &[
             Field {
                 name: "secret",
                 label: "Secret",
-                help: "The key, token or password itself, exactly as you copied it: it may span several lines (a private key, a JSON key file). It is encrypted as soon as it reaches us.",
+                help: "The key, token or password itself, exactly as you copied it: it may span several lines (a private key, a JSON key file). It is encrypted as soon as it reaches us. If you choose it yourself, make it at least 16 characters long: a short secret is weak, however well we store it.",
                 secret: true,
                 required: true,
                 // Room for a private key or a service-account JSON file.

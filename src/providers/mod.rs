@@ -28,7 +28,7 @@ pub struct Provider {
     pub permissions: &'static [&'static str],
     /// The form fields, in display order.
     pub fields: &'static [Field],
-    /// Name of the field whose last four characters form the fingerprint.
+    /// Name of the main secret field, which gives the fingerprint (`crypto::fingerprint`).
     pub fingerprint_field: &'static str,
     /// How a submitted credential is checked against the provider.
     pub check: Check,
@@ -89,14 +89,6 @@ pub enum FieldKind {
 /// Looks a provider up by its id.
 pub fn find(id: &str) -> Option<&'static Provider> {
     PROVIDERS.iter().find(|p| p.id == id)
-}
-
-impl Provider {
-    /// The field that gives the fingerprint.
-    pub fn fingerprint_of<'a>(&self, value: &'a str) -> &'a str {
-        let start = value.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
-        &value[start..]
-    }
 }
 
 impl Field {
@@ -220,14 +212,6 @@ mod tests {
     }
 
     #[test]
-    fn the_fingerprint_is_the_last_four_characters() {
-        let p = find("lever").unwrap();
-        assert_eq!(p.fingerprint_of("abcdef123"), "f123");
-        assert_eq!(p.fingerprint_of("ab"), "ab");
-        assert_eq!(p.fingerprint_of("xxé€ab"), "é€ab");
-    }
-
-    #[test]
     fn field_validation_trims_and_explains() {
         let gh = find("greenhouse").unwrap();
         let secret = &gh.fields[1];
@@ -331,14 +315,6 @@ mod proptests {
             if let Err(msg) = f.validate(Some(&v)) {
                 prop_assert!(!msg.contains(v.trim()), "{msg}");
             }
-        }
-
-        #[test]
-        fn the_fingerprint_is_at_most_four_trailing_characters(v in any::<String>()) {
-            let p = find("lever").unwrap();
-            let fp = p.fingerprint_of(&v);
-            prop_assert!(v.ends_with(fp));
-            prop_assert_eq!(fp.chars().count(), v.chars().count().min(4));
         }
     }
 }

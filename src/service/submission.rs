@@ -1,7 +1,9 @@
 //! Storing a submitted credential: seal, then one transaction for the secret,
 //! the link's use count and the audit event, so none exists without the others.
 
-use crate::crypto::{self, Context, CryptoError, Keyring};
+use crate::crypto::{
+    self, Context, CryptoError, Fingerprint, FingerprintKind, Fingerprinter, Keyring,
+};
 use crate::domain::Email;
 use crate::providers::{CheckResult, Provider};
 use crate::store::audit::{self, Actor, NewEvent};
@@ -34,7 +36,7 @@ impl std::fmt::Debug for Submission<'_> {
 #[derive(Debug)]
 pub struct Stored {
     pub id: Uuid,
-    pub fingerprint: String,
+    pub fingerprint: Fingerprint,
     pub created_at: DateTime<Utc>,
 }
 
@@ -61,9 +63,11 @@ fn plaintext(fields: &BTreeMap<&'static str, &str>) -> Zeroizing<Vec<u8>> {
 }
 
 /// Encrypts and stores a submission through `link`.
+#[allow(clippy::too_many_arguments)]
 pub async fn store(
     db: &PgPool,
     keyring: &Keyring,
+    fingerprinter: &Fingerprinter,
     link: &DropRequest,
     provider: &Provider,
     sub: &Submission<'_>,
@@ -71,11 +75,15 @@ pub async fn store(
     actor: &Actor,
 ) -> Result<Stored, SubmitError> {
     let id = Uuid::new_v4();
+    // Never more of the secret than the fingerprint rule allows (crypto::fingerprint).
     let fingerprint = sub
         .fields
         .get(provider.fingerprint_field)
-        .map(|v| provider.fingerprint_of(v).to_owned())
-        .unwrap_or_default();
+        .map(|v| fingerprinter.fingerprint(v))
+        .unwrap_or(Fingerprint {
+            kind: FingerprintKind::None,
+            text: String::new(),
+        });
     let envelope = crypto::seal(
         keyring,
         Context {
@@ -104,6 +112,7 @@ pub async fn store(
             submitter_name: sub.submitter_name,
             submitter_email: sub.submitter_email.as_str(),
             fingerprint: &fingerprint,
+            fingerprint_key: fingerprinter.generation(),
             envelope: &envelope,
             check_result: serde_json::to_value(check).expect("check result serialises"),
         },
@@ -119,7 +128,8 @@ pub async fn store(
                 "provider": provider.id,
                 "organization": locked.organization,
                 "submitter_email": sub.submitter_email.as_str(),
-                "fingerprint": fingerprint,
+                "fingerprint": fingerprint.text,
+                "fingerprint_kind": fingerprint.kind.as_str(),
                 "kek_id": envelope.kek_id,
                 "check_status": check.status,
             })),

@@ -1,6 +1,6 @@
 //! Encrypted secrets and their metadata.
 
-use crate::crypto::Envelope;
+use crate::crypto::{Envelope, Fingerprint, FingerprintKind};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -17,6 +17,9 @@ pub struct SecretMeta {
     pub submitter_name: String,
     pub submitter_email: String,
     pub fingerprint: String,
+    /// `tail` ("ends in …3WK3"), `keyed` ("fingerprint K7-2QX"), `none`, or
+    /// `legacy` (written before fingerprints were keyed).
+    pub fingerprint_kind: String,
     pub kek_id: Option<String>,
     pub status: String,
     #[serde(rename = "check")]
@@ -36,7 +39,9 @@ pub struct NewSecret<'a> {
     pub provider: &'a str,
     pub submitter_name: &'a str,
     pub submitter_email: &'a str,
-    pub fingerprint: &'a str,
+    pub fingerprint: &'a Fingerprint,
+    /// The fingerprint key generation, for keyed fingerprints.
+    pub fingerprint_key: i32,
     pub envelope: &'a Envelope,
     pub check_result: Value,
 }
@@ -44,20 +49,23 @@ pub struct NewSecret<'a> {
 pub async fn insert(tx: &mut PgConnection, s: NewSecret<'_>) -> sqlx::Result<()> {
     sqlx::query!(
         r#"INSERT INTO secrets (id, request_id, organization, provider, submitter_name, submitter_email,
-                                fingerprint, payload, wrapped_dek, kek_id, format_version, check_result)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"#,
+                                fingerprint, payload, wrapped_dek, kek_id, format_version, check_result,
+                                fingerprint_kind, fingerprint_key)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"#,
         s.id,
         s.request_id,
         s.organization,
         s.provider,
         s.submitter_name,
         s.submitter_email,
-        s.fingerprint,
+        s.fingerprint.text,
         s.envelope.payload,
         s.envelope.wrapped_dek,
         s.envelope.kek_id,
         s.envelope.format_version,
-        s.check_result
+        s.check_result,
+        s.fingerprint.kind.as_str(),
+        (s.fingerprint.kind == FingerprintKind::Keyed).then_some(s.fingerprint_key)
     )
     .execute(tx)
     .await?;
@@ -67,7 +75,7 @@ pub async fn insert(tx: &mut PgConnection, s: NewSecret<'_>) -> sqlx::Result<()>
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<SecretMeta>> {
     sqlx::query_as!(
         SecretMeta,
-        r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint,
+        r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint, fingerprint_kind,
                   kek_id, status, check_result, created_at, revealed_at, ingested_at, shredded_at
            FROM secrets WHERE id = $1"#,
         id
@@ -92,7 +100,7 @@ pub async fn list(
 ) -> sqlx::Result<Vec<SecretMeta>> {
     sqlx::query_as!(
         SecretMeta,
-        r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint,
+        r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint, fingerprint_kind,
                   kek_id, status, check_result, created_at, revealed_at, ingested_at, shredded_at
            FROM secrets
            WHERE ($1::text IS NULL OR status = $1)
@@ -117,7 +125,7 @@ pub struct Locked {
 
 pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Locked>> {
     let row = sqlx::query!(
-        r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint,
+        r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint, fingerprint_kind,
                   kek_id, status, check_result, created_at, revealed_at, ingested_at, shredded_at,
                   payload, wrapped_dek, format_version
            FROM secrets WHERE id = $1 FOR UPDATE"#,
@@ -144,6 +152,7 @@ pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Locked
                 submitter_name: r.submitter_name,
                 submitter_email: r.submitter_email,
                 fingerprint: r.fingerprint,
+                fingerprint_kind: r.fingerprint_kind,
                 kek_id: r.kek_id,
                 status: r.status,
                 check_result: r.check_result,

@@ -34,16 +34,19 @@ async fn a_submitted_credential_is_revealed_with_exactly_the_fields_given(db: Pg
                 ("submitter_name", "Jane Admin"),
                 ("submitter_email", "jane@acme.example.com"),
                 ("client_id", "gh-client-1"),
-                ("client_secret", "  s3cret-VALUE-7890\n"),
+                ("client_secret", "  s3cret-VALUE-long-7890\n"),
                 ("user_id", "4242"),
             ],
         )
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let receipt = resp.text().await.unwrap();
-    assert!(receipt.contains("7890"), "fingerprint = last 4 characters");
     assert!(
-        !receipt.contains("s3cret-VALUE-7890"),
+        receipt.contains("ends in …7890"),
+        "a 22-character secret shows its last 4 characters"
+    );
+    assert!(
+        !receipt.contains("s3cret-VALUE-long-7890"),
         "the secret is not echoed"
     );
     let reference = reference_from(&receipt);
@@ -58,7 +61,7 @@ async fn a_submitted_credential_is_revealed_with_exactly_the_fields_given(db: Pg
             "id": reference,
             "provider": "greenhouse",
             "organization": "Acme Corp",
-            "fields": { "client_id": "gh-client-1", "client_secret": "s3cret-VALUE-7890", "user_id": "4242" }
+            "fields": { "client_id": "gh-client-1", "client_secret": "s3cret-VALUE-long-7890", "user_id": "4242" }
         })
     );
 
@@ -72,6 +75,7 @@ async fn a_submitted_credential_is_revealed_with_exactly_the_fields_given(db: Pg
     assert_eq!(meta["request_id"], link_id.as_str());
     assert_eq!(meta["submitter_email"], "jane@acme.example.com");
     assert_eq!(meta["fingerprint"], "7890");
+    assert_eq!(meta["fingerprint_kind"], "tail");
     assert_eq!(meta["check"]["status"], "unverified");
 
     let audit: Value = app

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 async fn one_secret(app: &TestApp) -> String {
     let (_, link) = app.create_link("greenhouse").await;
     reference_from(
-        &app.submit_greenhouse(&link, "lifecycle-secret")
+        &app.submit_greenhouse(&link, "lifecycle-secret-of-24ch")
             .await
             .text()
             .await
@@ -46,7 +46,7 @@ async fn a_secret_moves_through_its_lifecycle_and_impossible_moves_are_409(db: P
     assert_eq!(shred.status(), StatusCode::OK);
     let v: Value = shred.json().await.unwrap();
     assert_eq!(v["status"], "shredded");
-    assert_eq!(v["fingerprint"], "cret", "metadata tombstone stays");
+    assert_eq!(v["fingerprint"], "24ch", "metadata tombstone stays");
 
     let (payload, dek): (Option<Vec<u8>>, Option<Vec<u8>>) =
         sqlx::query_as("SELECT payload, wrapped_dek FROM secrets WHERE id = $1::uuid")

@@ -10,6 +10,7 @@ mod drop_flow;
 mod edges;
 mod fakes;
 mod faults;
+mod fingerprints;
 mod hardening;
 mod helpers;
 mod hermetic;

@@ -2,7 +2,7 @@
 //! what is stored.
 
 use crate::helpers::TestApp;
-use keydrop::crypto::{self, Context, Keyring};
+use keydrop::crypto::{self, Context, Fingerprint, FingerprintKind, Keyring};
 use keydrop::store::secrets::{self, NewSecret};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -34,7 +34,12 @@ pub async fn seed(app: &TestApp, ring: &Keyring, n: usize) -> Vec<(Uuid, String)
                 provider: "generic",
                 submitter_name: "Seed",
                 submitter_email: "seed@example.com",
-                fingerprint: &secret[secret.len() - 4..],
+                // Seeded secrets are long: their last four characters may show.
+                fingerprint: &Fingerprint {
+                    kind: FingerprintKind::Tail,
+                    text: secret[secret.len() - 4..].to_owned(),
+                },
+                fingerprint_key: 0,
                 envelope: &envelope,
                 check_result: json!({ "status": "unverified" }),
             },

@@ -1,5 +1,6 @@
 //! The receipt page and its "check again" button.
 
+use crate::crypto::{Fingerprint, FingerprintKind};
 use crate::http::error::PageError;
 use crate::http::form::Form;
 use crate::http::pages::{render, ReceiptPage};
@@ -71,7 +72,10 @@ pub(super) async fn check_again(
         link,
         provider,
         &id,
-        &meta.fingerprint,
+        &Fingerprint {
+            kind: FingerprintKind::parse(&meta.fingerprint_kind),
+            text: meta.fingerprint.clone(),
+        },
         meta.created_at,
         &check,
         nonce,
@@ -84,7 +88,7 @@ pub(super) fn receipt(
     link: &DropRequest,
     provider: &'static Provider,
     id: &uuid::Uuid,
-    fingerprint: &str,
+    fingerprint: &Fingerprint,
     created_at: chrono::DateTime<Utc>,
     check: &CheckResult,
     nonce: &str,
@@ -99,7 +103,16 @@ pub(super) fn receipt(
         reference: id.to_string(),
         provider_name: provider.name,
         organization: &link.organization,
-        fingerprint,
+        fingerprint: fingerprint.kind.describe(&fingerprint.text),
+        fingerprint_note: match fingerprint.kind {
+            FingerprintKind::Tail | FingerprintKind::Legacy => {
+                "the last characters of what you pasted"
+            }
+            FingerprintKind::Keyed => {
+                "a code computed from what you pasted that contains none of it; our team sees the same code"
+            }
+            FingerprintKind::None => "",
+        },
         received_at: created_at.format("%-d %B %Y, %H:%M UTC").to_string(),
         check_class,
         check_title,

@@ -201,6 +201,7 @@ pub(super) async fn submit(
     let stored = match submission::store(
         &state.db,
         &state.keyring,
+        &state.fingerprints,
         &link,
         provider,
         &sub,
@@ -265,6 +266,7 @@ fn validate<'f>(provider: &'static Provider, form: &'f Form) -> Validated<'f> {
         };
         views.push(field_view(f, form.get(f.name), error));
     }
+    refuse_secret_in_plain_field(provider, &fields, &mut views, &mut errors);
     let raw_name = form.get("submitter_name").unwrap_or("");
     let (name, name_error) = match text::identifier(raw_name, 200) {
         Ok(name) => (name, None),
@@ -301,5 +303,41 @@ fn validate<'f>(provider: &'static Provider, form: &'f Form) -> Validated<'f> {
         name,
         name_error,
         email,
+    }
+}
+
+/// A non-secret field (echoed back, shown to staff in lists) that holds the
+/// same value as a secret field is refused, and its value is not echoed: it is
+/// the secret. The generic provider's label invites exactly this mistake.
+fn refuse_secret_in_plain_field(
+    provider: &'static Provider,
+    fields: &BTreeMap<&'static str, &str>,
+    views: &mut [FieldView],
+    errors: &mut Vec<FormError>,
+) {
+    for plain in provider.fields.iter().filter(|f| !f.secret) {
+        let Some(value) = fields.get(plain.name) else {
+            continue;
+        };
+        let Some(secret) = provider
+            .fields
+            .iter()
+            .find(|f| f.secret && fields.get(f.name) == Some(value))
+        else {
+            continue;
+        };
+        let message = format!(
+            "The {} is the same as the {}. Describe the secret here in a few words; never put the secret itself in this field.",
+            plain.label.to_lowercase(),
+            secret.label.to_lowercase()
+        );
+        if let Some(v) = views.iter_mut().find(|v| v.name == plain.name) {
+            v.value.clear();
+            v.error = Some(message.clone());
+        }
+        errors.push(FormError {
+            field: plain.name,
+            message,
+        });
     }
 }
