@@ -46,6 +46,10 @@ pub struct Config {
     /// that is not in the ring (`KEYDROP_ALLOW_MISSING_KEKS`); by default that
     /// replica is not ready.
     pub allow_missing_keks: bool,
+    /// Host names the internal listener answers to (`KEYDROP_INTERNAL_HOSTS`).
+    pub internal_hosts: crate::http::internal_guard::InternalHosts,
+    /// Bearer token `/metrics` requires, when set (`KEYDROP_METRICS_TOKEN`).
+    pub metrics_token: Option<SecretString>,
 }
 
 /// A per-IP request budget: `count` requests per `per`.
@@ -196,8 +200,29 @@ impl Config {
             RateLimit::parse(&env("KEYDROP_AUTH_FAILURE_LIMIT").unwrap_or_else(|| "20/min".into()))
                 .map_err(|e| anyhow::anyhow!("KEYDROP_AUTH_FAILURE_LIMIT: {e}"))?;
         let allow_missing_keks = flag(env, "KEYDROP_ALLOW_MISSING_KEKS")?;
+        let internal_url = env("KEYDROP_INTERNAL_URL")
+            .map(|v| {
+                Url::parse(&v)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                    .with_context(|| {
+                        format!("KEYDROP_INTERNAL_URL={v:?} must be an http:// or https:// URL with a host")
+                    })
+            })
+            .transpose()?;
+        let internal_hosts = match env("KEYDROP_INTERNAL_HOSTS") {
+            Some(v) => crate::http::internal_guard::InternalHosts::parse(&v)
+                .map_err(|e| anyhow::anyhow!("KEYDROP_INTERNAL_HOSTS: {e}"))?,
+            None => crate::http::internal_guard::InternalHosts::default_for(
+                internal_addr,
+                internal_url.as_ref(),
+            ),
+        };
+        let metrics_token = env("KEYDROP_METRICS_TOKEN").map(SecretString::from);
         Ok(Self {
             allow_missing_keks,
+            internal_hosts,
+            metrics_token,
             proxies,
             auth_failure_limit,
             upstreams,

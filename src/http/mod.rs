@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod internal_guard;
 pub mod pages;
 mod public;
 mod security;
@@ -96,6 +97,11 @@ pub fn public_router(state: AppState) -> Router {
 /// The staff API, health checks and metrics.
 pub fn internal_router(state: AppState) -> Router {
     let proxies = Arc::new(state.config.proxies.clone());
+    let guard = Arc::new(internal_guard::Guard {
+        hosts: state.config.internal_hosts.clone(),
+        listener: state.config.internal_addr.ip(),
+        metrics_token: state.config.metrics_token.clone(),
+    });
     let router = Router::new()
         .nest("/api/v1", api::router())
         .merge(health::internal_router())
@@ -103,7 +109,9 @@ pub fn internal_router(state: AppState) -> Router {
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
         .with_state(state);
-    let router = crate::metrics::track(router, "internal");
+    let router = crate::metrics::track(router, "internal").layer(axum::middleware::from_fn(
+        move |req, next| internal_guard::check(guard.clone(), req, next),
+    ));
     outer_layers(router, "internal", false, proxies)
 }
 

@@ -251,3 +251,69 @@ async fn the_drop_page_limit_holds_per_ipv6_64_behind_a_trusted_proxy(db: PgPool
         StatusCode::TOO_MANY_REQUESTS
     );
 }
+
+#[sqlx::test]
+async fn the_internal_listener_refuses_foreign_host_names_and_metrics_can_require_a_token(
+    db: PgPool,
+) {
+    let mut config = test_config(&[("KEYDROP_METRICS_TOKEN", "metrics-token-for-tests")]);
+    // The default list with KEYDROP_INTERNAL_URL set (built here: the test
+    // configuration refuses URLs beyond loopback, even ones never called).
+    let url = url::Url::parse("https://keydrop.corp.example").unwrap();
+    config.internal_hosts =
+        keydrop::http::internal_guard::InternalHosts::default_for(config.internal_addr, Some(&url));
+    let app = spawn_app_config(db, config).await;
+    let port = app.internal.rsplit(':').next().unwrap().to_owned();
+    let get = |path: &str, host: String, token: Option<&str>| {
+        let mut req = app.api.get(app.url(path)).header("host", host);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    // DNS rebinding: a page on evil.example re-pointed at the internal address.
+    for path in ["/metrics", "/readyz", "/healthz", "/api/v1/secrets"] {
+        let resp = get(
+            path,
+            format!("evil.example:{port}"),
+            Some("metrics-token-for-tests"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), StatusCode::MISDIRECTED_REQUEST, "{path}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "unknown_host");
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "keydrop.corp.example".to_owned(),
+    ] {
+        let resp = get("/readyz", host.clone(), None).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{host}");
+    }
+    // /metrics wants its token; the rest of the listener does not.
+    let local = format!("localhost:{port}");
+    let resp = get("/metrics", local.clone(), None).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = get("/metrics", local.clone(), Some("wrong")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = get("/metrics", local, Some("metrics-token-for-tests"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("keydrop_http_requests_total"));
+    // The public listener knows nothing of this (it serves any host name).
+    let resp = app
+        .api
+        .get(format!("{}/healthz", app.public))
+        .header("host", "drop.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
