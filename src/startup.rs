@@ -99,7 +99,13 @@ impl Application {
         ));
         tokio::spawn(crate::webhooks::worker::run(
             self.state.db.clone(),
-            std::sync::Arc::new(self.state.config.webhooks.clone()),
+            std::sync::Arc::new(
+                self.state
+                    .config
+                    .webhooks
+                    .clone()
+                    .keyed(&self.state.keyring),
+            ),
             rx.clone(),
         ));
         // The public /readyz answers from this task's verdict; decide it once

@@ -5,6 +5,12 @@
 //! one per URL in the same order. `KEYDROP_WEBHOOK_FORMAT` is `standard`
 //! (default) or `slack`, once for all or once per URL. A Slack incoming webhook
 //! gets `{"text": …}` and needs no secret (its URL is the secret).
+//!
+//! Because a URL can be a credential, the outbox never stores it: a delivery
+//! names its endpoint by [`Endpoint::stored_id`], an HMAC of the URL under a
+//! key derived from the active KEK (`h1:<hex>`). The worker recognises ids
+//! made under any KEK in the ring (so a rotation loses no pending delivery)
+//! and the unkeyed `sha256:<hex>` the migration left for rows written before.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -27,6 +33,9 @@ pub struct Endpoint {
     pub url: Url,
     pub format: Format,
     key: Option<hmac::Key>,
+    /// What the outbox stores for this endpoint: the id under the active KEK
+    /// first, then under the ring's other KEKs, then the legacy unkeyed form.
+    ids: Vec<String>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -40,6 +49,19 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl Endpoint {
+    /// How `webhook_deliveries.endpoint` names this endpoint (never the URL).
+    pub fn stored_id(&self) -> String {
+        self.ids
+            .first()
+            .cloned()
+            .unwrap_or_else(|| legacy_id(&self.url))
+    }
+
+    /// Whether a stored id names this endpoint.
+    pub fn is(&self, stored: &str) -> bool {
+        self.ids.iter().any(|id| id == stored) || legacy_id(&self.url) == stored
+    }
+
     /// `scheme://host:port`: safe to log.
     pub fn origin(&self) -> String {
         self.url.origin().ascii_serialization()
@@ -156,7 +178,12 @@ impl WebhookConfig {
                     ))
                 }
             };
-            endpoints.push(Endpoint { url, format, key });
+            endpoints.push(Endpoint {
+                url,
+                format,
+                key,
+                ids: Vec::new(),
+            });
         }
         Ok(Self {
             endpoints,
@@ -164,9 +191,39 @@ impl WebhookConfig {
         })
     }
 
-    pub fn endpoint(&self, url: &str) -> Option<&Endpoint> {
-        self.endpoints.iter().find(|e| e.url.as_str() == url)
+    /// The configured endpoint a stored id names.
+    pub fn endpoint(&self, stored: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.is(stored))
     }
+
+    /// Names each endpoint by keyed hashes under the ring's KEKs (active first).
+    pub fn keyed(mut self, ring: &crate::crypto::Keyring) -> Self {
+        for e in &mut self.endpoints {
+            e.ids = std::iter::once(ring.active())
+                .chain(ring.iter().filter(|k| k.id() != ring.active().id()))
+                .map(|kek| keyed_id(&kek.derive_hmac_key(ENDPOINT_ID_PURPOSE), &e.url))
+                .collect();
+        }
+        self
+    }
+}
+
+/// HKDF purpose of the key that names endpoints in the outbox.
+const ENDPOINT_ID_PURPOSE: &str = "keydrop webhook endpoint id v1";
+
+fn keyed_id(key: &hmac::Key, url: &Url) -> String {
+    let tag = hmac::sign(key, url.as_str().as_bytes());
+    format!("h1:{}", hex(&tag.as_ref()[..16]))
+}
+
+/// The unkeyed form the migration gave rows written before ids were keyed.
+fn legacy_id(url: &Url) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, url.as_str().as_bytes());
+    format!("sha256:{}", hex(d.as_ref()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `whsec_<base64>` (the prefix is optional), 24 to 64 bytes of key.

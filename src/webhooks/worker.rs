@@ -60,7 +60,8 @@ pub struct Round {
 
 /// Fans out new messages, then attempts every due delivery once.
 pub async fn deliver_due(db: &PgPool, cfg: &WebhookConfig, http: &Client) -> anyhow::Result<Round> {
-    let urls: Vec<String> = cfg.endpoints.iter().map(|e| e.url.to_string()).collect();
+    // The outbox names endpoints by keyed hash: a webhook URL can be a credential.
+    let urls: Vec<String> = cfg.endpoints.iter().map(|e| e.stored_id()).collect();
     let mut round = Round::default();
     loop {
         let n = store::dispatch(db, &urls, 500).await?;
@@ -80,11 +81,12 @@ pub async fn deliver_due(db: &PgPool, cfg: &WebhookConfig, http: &Client) -> any
                 Some(ep) => send(&http, ep, c.message_id, &c.payload).await,
                 None => Err((None, "endpoint is no longer configured".to_owned())),
             };
-            (c, endpoint.is_some(), result)
+            (c, endpoint.map(|e| e.origin()), result)
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let (c, configured, result) = joined?;
+        let (c, origin, result) = joined?;
+        let configured = origin.is_some();
         match result {
             Ok(status) => {
                 store::mark_delivered(db, c.message_id, &c.endpoint, status).await?;
@@ -95,7 +97,9 @@ pub async fn deliver_due(db: &PgPool, cfg: &WebhookConfig, http: &Client) -> any
                 let wait = backoff(cfg, c.attempts, random_u64());
                 let retry =
                     (configured && age + wait < cfg.retry_window).then_some(wait.as_secs_f64());
-                let origin = Url(&c.endpoint);
+                let origin = origin
+                    .as_deref()
+                    .unwrap_or("an endpoint no longer configured");
                 if retry.is_some() {
                     tracing::warn!(webhook_id = %message_id(c.message_id), endpoint = %origin, attempt = c.attempts, %error, retry_in_secs = wait.as_secs(), "webhook delivery failed; will retry");
                 } else {
@@ -107,18 +111,6 @@ pub async fn deliver_due(db: &PgPool, cfg: &WebhookConfig, http: &Client) -> any
         }
     }
     Ok(round)
-}
-
-/// Logs a URL as its origin only.
-struct Url<'a>(&'a str);
-
-impl std::fmt::Display for Url<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match url::Url::parse(self.0) {
-            Ok(u) => f.write_str(&u.origin().ascii_serialization()),
-            Err(_) => f.write_str("<invalid url>"),
-        }
-    }
 }
 
 /// One attempt. `Ok(status)` on any 2xx; otherwise the status (if any) and why.

@@ -317,3 +317,90 @@ async fn the_internal_listener_refuses_foreign_host_names_and_metrics_can_requir
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 }
+
+#[sqlx::test]
+async fn a_slack_webhook_url_is_never_stored_in_clear(db: PgPool) {
+    // A local stand-in for Slack: the path is the credential.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!(
+        "http://{}/services/T0KEYDROP/B0KEYDROP/SlackPathSecret42",
+        listener.local_addr().unwrap()
+    );
+    let hits = Arc::new(AtomicU64::new(0));
+    let counter = hits.clone();
+    let receiver = axum::Router::new().route(
+        "/services/T0KEYDROP/B0KEYDROP/SlackPathSecret42",
+        axum::routing::post(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            async { "ok" }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    let mut config = test_config(&[
+        ("KEYDROP_WEBHOOK_URL", hook.as_str()),
+        ("KEYDROP_WEBHOOK_FORMAT", "slack"),
+    ]);
+    config.webhooks.poll = Duration::from_millis(50);
+    let app = spawn_app_config(db.clone(), config).await;
+    let (_, link) = app.create_link("generic").await;
+    let resp = app
+        .open_and_submit(
+            &link,
+            &[
+                ("submitter_name", "Jane Admin"),
+                ("submitter_email", "jane@acme.example.com"),
+                ("label", "hook"),
+                ("secret", "s3cret-for-the-webhook-test"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        wait_until(Duration::from_secs(15), || async {
+            hits.load(Ordering::Relaxed) >= 1
+        })
+        .await,
+        "the Slack stand-in got the notification"
+    );
+    let delivered: Vec<(String, Option<chrono::DateTime<chrono::Utc>>)> =
+        sqlx::query_as("SELECT endpoint, delivered_at FROM webhook_deliveries")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert!(!delivered.is_empty());
+    for (endpoint, _) in &delivered {
+        assert!(endpoint.starts_with("h1:"), "{endpoint}");
+        for part in ["SlackPathSecret42", "services", "127.0.0.1", "://"] {
+            assert!(!endpoint.contains(part), "{endpoint} holds {part}");
+        }
+    }
+    assert!(
+        wait_until(Duration::from_secs(15), || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM webhook_deliveries WHERE delivered_at IS NULL",
+            )
+            .fetch_one(&db)
+            .await
+            .unwrap()
+                == 0
+        })
+        .await,
+        "deliveries are recorded as delivered against the hashed endpoint"
+    );
+    // And the schema refuses a URL there, whatever code tries.
+    let msg: uuid::Uuid = sqlx::query_scalar("SELECT message_id FROM webhook_deliveries LIMIT 1")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let e = sqlx::query("INSERT INTO webhook_deliveries (message_id, endpoint) VALUES ($1, $2)")
+        .bind(msg)
+        .bind(&hook)
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("webhook_deliveries_endpoint_is_no_url"),
+        "{e}"
+    );
+}
