@@ -86,6 +86,8 @@ pub struct ReceiptPage<'a> {
     pub fingerprint: String,
     /// What kind of fingerprint it is, in words.
     pub fingerprint_note: &'static str,
+    /// "4,204 characters": the length of the secret as received.
+    pub secret_length: Option<String>,
     pub received_at: String,
     pub check_class: &'static str,
     pub check_title: &'static str,

@@ -37,6 +37,8 @@ impl std::fmt::Debug for Submission<'_> {
 pub struct Stored {
     pub id: Uuid,
     pub fingerprint: Fingerprint,
+    /// Characters of the main secret field as received.
+    pub secret_length: Option<i32>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -84,6 +86,10 @@ pub async fn store(
             kind: FingerprintKind::None,
             text: String::new(),
         });
+    let secret_length = sub
+        .fields
+        .get(provider.fingerprint_field)
+        .map(|v| i32::try_from(v.chars().count()).unwrap_or(i32::MAX));
     let envelope = crypto::seal(
         keyring,
         Context {
@@ -113,6 +119,7 @@ pub async fn store(
             submitter_email: sub.submitter_email.as_str(),
             fingerprint: &fingerprint,
             fingerprint_key: fingerprinter.generation(),
+            secret_length,
             envelope: &envelope,
             check_result: serde_json::to_value(check).expect("check result serialises"),
         },
@@ -150,6 +157,7 @@ pub async fn store(
     Ok(Stored {
         id,
         fingerprint,
+        secret_length,
         created_at: Utc::now(),
     })
 }

@@ -42,6 +42,8 @@ pub struct NewSecret<'a> {
     pub fingerprint: &'a Fingerprint,
     /// The fingerprint key generation, for keyed fingerprints.
     pub fingerprint_key: i32,
+    /// Characters of the main secret field as received.
+    pub secret_length: Option<i32>,
     pub envelope: &'a Envelope,
     pub check_result: Value,
 }
@@ -50,8 +52,8 @@ pub async fn insert(tx: &mut PgConnection, s: NewSecret<'_>) -> sqlx::Result<()>
     sqlx::query!(
         r#"INSERT INTO secrets (id, request_id, organization, provider, submitter_name, submitter_email,
                                 fingerprint, payload, wrapped_dek, kek_id, format_version, check_result,
-                                fingerprint_kind, fingerprint_key)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"#,
+                                fingerprint_kind, fingerprint_key, secret_length)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"#,
         s.id,
         s.request_id,
         s.organization,
@@ -65,7 +67,8 @@ pub async fn insert(tx: &mut PgConnection, s: NewSecret<'_>) -> sqlx::Result<()>
         s.envelope.format_version,
         s.check_result,
         s.fingerprint.kind.as_str(),
-        (s.fingerprint.kind == FingerprintKind::Keyed).then_some(s.fingerprint_key)
+        (s.fingerprint.kind == FingerprintKind::Keyed).then_some(s.fingerprint_key),
+        s.secret_length
     )
     .execute(tx)
     .await?;
@@ -184,6 +187,14 @@ pub async fn set_status(tx: &mut PgConnection, id: Uuid, status: &str) -> sqlx::
     .execute(tx)
     .await?;
     Ok(())
+}
+
+/// How many characters of the main secret field were received (for the receipt).
+pub async fn secret_length(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<i32>> {
+    sqlx::query_scalar!("SELECT secret_length FROM secrets WHERE id = $1", id)
+        .fetch_optional(db)
+        .await
+        .map(Option::flatten)
 }
 
 /// Records the latest live-check result of a secret.

@@ -40,6 +40,7 @@ pub async fn seed(app: &TestApp, ring: &Keyring, n: usize) -> Vec<(Uuid, String)
                     text: secret[secret.len() - 4..].to_owned(),
                 },
                 fingerprint_key: 0,
+                secret_length: Some(secret.chars().count() as i32),
                 envelope: &envelope,
                 check_result: json!({ "status": "unverified" }),
             },

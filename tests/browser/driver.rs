@@ -162,6 +162,51 @@ impl Browser {
             .to_owned()
     }
 
+    /// Runs a Chrome DevTools Protocol command through chromedriver.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let session = self.client.session_id().await.unwrap().unwrap();
+        let url = format!(
+            "http://127.0.0.1:{}/session/{session}/goog/cdp/execute",
+            self.port
+        );
+        let resp: Value = self
+            .http
+            .post(url)
+            .json(&json!({ "cmd": cmd, "params": params }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(resp["value"].get("error").is_none(), "{cmd}: {resp}");
+        resp["value"].clone()
+    }
+
+    /// Pastes `text` into the field found by `css`, as the user's own input
+    /// (CDP `Input.insertText`): unlike setting `.value` from a script, the
+    /// browser applies everything it applies to a paste, such as `maxlength`
+    /// and an `<input>`'s removal of line breaks. Much faster than typing
+    /// thousands of characters key by key.
+    pub async fn paste(&self, css: &str, text: &str) {
+        self.eval(&format!(
+            "const e = document.querySelector({}); e.focus(); e.select();",
+            serde_json::to_string(css).unwrap()
+        ))
+        .await;
+        self.cdp("Input.insertText", json!({ "text": text })).await;
+    }
+
+    /// Emulates a screen `width` CSS pixels wide (narrower than a desktop
+    /// window may be made).
+    pub async fn emulate_width(&self, width: u32) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": 800, "deviceScaleFactor": 1, "mobile": width < 600 }),
+        )
+        .await;
+    }
+
     /// Browser console entries (errors, warnings, CSP violations) since the last call.
     pub async fn console(&self) -> Vec<LogEntry> {
         let session = self.client.session_id().await.unwrap().unwrap();

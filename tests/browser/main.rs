@@ -8,6 +8,7 @@
 
 mod driver;
 mod drop_pages;
+mod exact;
 #[allow(dead_code)] // the browser tests use only part of the API fakes
 #[path = "../api/fakes.rs"]
 mod fakes;

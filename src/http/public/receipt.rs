@@ -5,7 +5,7 @@ use crate::http::error::PageError;
 use crate::http::form::Form;
 use crate::http::pages::{render, ReceiptPage};
 use crate::http::AppState;
-use crate::providers::{Check, CheckResult, CheckStatus, Provider};
+use crate::providers::{thousands, Check, CheckResult, CheckStatus, Provider};
 use crate::service::checks::{recheck, RecheckError};
 use crate::store::audit::Actor;
 use crate::store::requests::DropRequest;
@@ -76,6 +76,7 @@ pub(super) async fn check_again(
             kind: FingerprintKind::parse(&meta.fingerprint_kind),
             text: meta.fingerprint.clone(),
         },
+        secrets::secret_length(&state.db, id).await?,
         meta.created_at,
         &check,
         nonce,
@@ -89,6 +90,7 @@ pub(super) fn receipt(
     provider: &'static Provider,
     id: &uuid::Uuid,
     fingerprint: &Fingerprint,
+    secret_length: Option<i32>,
     created_at: chrono::DateTime<Utc>,
     check: &CheckResult,
     nonce: &str,
@@ -113,6 +115,15 @@ pub(super) fn receipt(
             }
             FingerprintKind::None => "",
         },
+        // The length as received, for the admin to compare with what they pasted.
+        secret_length: secret_length.map(|n| {
+            let n = usize::try_from(n).unwrap_or_default();
+            format!(
+                "{} character{}",
+                thousands(n),
+                if n == 1 { "" } else { "s" }
+            )
+        }),
         received_at: created_at.format("%-d %B %Y, %H:%M UTC").to_string(),
         check_class,
         check_title,

@@ -227,6 +227,7 @@ pub(super) async fn submit(
         provider,
         &stored.id,
         &stored.fingerprint,
+        stored.secret_length,
         stored.created_at,
         &check,
         &nonce,
