@@ -204,6 +204,8 @@ async fn migrate() -> anyhow::Result<()> {
 }
 
 async fn serve(no_migrate: bool) -> anyhow::Result<()> {
+    // First, so a SIGTERM during start-up still ends in a graceful stop.
+    let shutdown = shutdown_signal();
     let config = Config::from_env()?;
     let keyring = config::load_keyring()?;
     let db = store::connect(&config.database_url).await?;
@@ -219,7 +221,7 @@ async fn serve(no_migrate: bool) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    let result = app.run_until(shutdown_signal()).await;
+    let result = app.run_until(shutdown).await;
     db.close().await;
     result
 }

@@ -140,9 +140,25 @@ impl Config {
         .map_err(anyhow::Error::msg)?;
         let shred_after_ingested = duration_or_off(env, "KEYDROP_SHRED_AFTER_INGESTED", "7d")?;
         let shred_unclaimed_after = duration_or_off(env, "KEYDROP_SHRED_UNCLAIMED_AFTER", "30d")?;
+        let allow_short_retention = flag(env, "KEYDROP_ALLOW_SHORT_RETENTION")?;
+        for (key, value) in [
+            ("KEYDROP_SHRED_AFTER_INGESTED", shred_after_ingested),
+            ("KEYDROP_SHRED_UNCLAIMED_AFTER", shred_unclaimed_after),
+        ] {
+            if value.is_some_and(|d| d < RETENTION_FLOOR) && !allow_short_retention {
+                bail!(
+                    "{key}={:?} is shorter than an hour, and retention shreds secrets for good \
+                     (m is minutes: for months write e.g. 180d). Set \
+                     KEYDROP_ALLOW_SHORT_RETENTION=true if you mean it",
+                    env(key).unwrap_or_default()
+                );
+            }
+        }
         let purge_interval = duration_or_off(env, "KEYDROP_PURGE_INTERVAL", "5m")?;
-        let shutdown_timeout = duration_or_off(env, "KEYDROP_SHUTDOWN_TIMEOUT", "30s")?
-            .context("KEYDROP_SHUTDOWN_TIMEOUT cannot be off: give a duration such as 30s")?;
+        let shutdown_timeout =
+            HumanDuration::parse(&env("KEYDROP_SHUTDOWN_TIMEOUT").unwrap_or_else(|| "30s".into()))
+                .map_err(|e| anyhow::anyhow!("KEYDROP_SHUTDOWN_TIMEOUT: {e}"))?
+                .as_std();
         let upstreams = Upstreams::from_lookup(env)?;
         let check_timeout =
             HumanDuration::parse(&env("KEYDROP_CHECK_TIMEOUT").unwrap_or_else(|| "10s".into()))
@@ -174,6 +190,16 @@ impl Config {
             let parsed = crate::http::client_ip::IpNet::parse(net).with_context(|| {
                 format!("KEYDROP_TRUSTED_PROXIES: {net:?} is not an IP address or CIDR range")
             })?;
+            if net.ends_with("/0") {
+                // Logged, not refused: a proxy layer that rewrites every
+                // address may really need it, but usually it is a mistake.
+                tracing::warn!(
+                    net,
+                    "KEYDROP_TRUSTED_PROXIES trusts every address: any client can set its own \
+                     address in the client-IP header and so evade per-IP limits; list your \
+                     proxies' addresses instead"
+                );
+            }
             proxies.trusted.push(parsed);
         }
         if let Some(h) = env("KEYDROP_CLIENT_IP_HEADER") {
@@ -255,6 +281,9 @@ impl Config {
     }
 }
 
+/// Retention shorter than this needs `KEYDROP_ALLOW_SHORT_RETENTION=true`.
+pub const RETENTION_FLOOR: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// `true`/`false` (also `1`/`0`, `yes`/`no`); unset is `false`.
 fn flag(env: Env<'_>, key: &str) -> anyhow::Result<bool> {
     match env(key).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
@@ -287,6 +316,17 @@ fn parse_public_url(s: &str) -> anyhow::Result<Url> {
     }
     if url.query().is_some() || url.fragment().is_some() {
         bail!("KEYDROP_PUBLIC_URL={s:?} must not have a query or fragment");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Not echoed: the value holds a credential.
+        bail!("KEYDROP_PUBLIC_URL must not contain a user name or password (it would be copied into every drop link)");
+    }
+    if url.path() != "/" {
+        bail!(
+            "KEYDROP_PUBLIC_URL={s:?} must not have a path: Keydrop serves drop links at /d/… \
+             and its assets at /static/… of the host, so give only scheme, host and port \
+             (e.g. https://drop.example.com)"
+        );
     }
     Ok(url)
 }
@@ -452,6 +492,81 @@ mod tests {
         }
         let e = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_SHUTDOWN_TIMEOUT", "off")]).unwrap_err();
         assert!(e.to_string().contains("KEYDROP_SHUTDOWN_TIMEOUT"), "{e}");
+    }
+
+    #[test]
+    fn retention_below_an_hour_needs_an_explicit_override() {
+        for key in [
+            "KEYDROP_SHRED_AFTER_INGESTED",
+            "KEYDROP_SHRED_UNCLAIMED_AFTER",
+        ] {
+            let e = cfg(&[("DATABASE_URL", "x"), (key, "6m")]).unwrap_err();
+            let msg = e.to_string();
+            assert!(
+                msg.contains(key) && msg.contains("KEYDROP_ALLOW_SHORT_RETENTION"),
+                "{msg}"
+            );
+            assert!(cfg(&[("DATABASE_URL", "x"), (key, "1h")]).is_ok());
+            let c = cfg(&[
+                ("DATABASE_URL", "x"),
+                (key, "1s"),
+                ("KEYDROP_ALLOW_SHORT_RETENTION", "true"),
+            ])
+            .unwrap();
+            assert!(
+                c.shred_after_ingested == Some(std::time::Duration::from_secs(1))
+                    || c.shred_unclaimed_after == Some(std::time::Duration::from_secs(1))
+            );
+        }
+        let e = cfg(&[
+            ("DATABASE_URL", "x"),
+            ("KEYDROP_ALLOW_SHORT_RETENTION", "sure"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("use true or false"), "{e}");
+    }
+
+    #[test]
+    fn log_filters_that_would_mute_everything_are_refused() {
+        assert_eq!(log_filter(None).unwrap(), DEFAULT_LOG_FILTER);
+        assert!(log_filter(Some("info,keydrop=debug")).is_ok());
+        assert!(log_filter(Some("WARN")).is_ok());
+        assert!(log_filter(Some("keydrop::http=trace")).is_ok());
+        for bad in ["typo", "[[[garbage", "info,inf"] {
+            let e = log_filter(Some(bad)).unwrap_err();
+            assert!(e.contains("KEYDROP_LOG"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn public_urls_with_a_path_or_credentials_are_refused() {
+        let e = cfg(&[
+            ("DATABASE_URL", "x"),
+            ("KEYDROP_PUBLIC_URL", "https://x.example/keydrop"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("must not have a path"), "{e}");
+        let e = cfg(&[
+            ("DATABASE_URL", "x"),
+            ("KEYDROP_PUBLIC_URL", "https://ops:hunter2@x.example"),
+        ])
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("user name or password") && !e.to_string().contains("hunter2"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_webhook_format_without_a_url_is_refused_like_a_secret_without_one() {
+        let e = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_WEBHOOK_FORMAT", "slack")]).unwrap_err();
+        assert!(e.to_string().contains("KEYDROP_WEBHOOK_URL is not"), "{e}");
+    }
+
+    #[test]
+    fn the_shutdown_timeout_message_does_not_offer_off() {
+        let e = cfg(&[("DATABASE_URL", "x"), ("KEYDROP_SHUTDOWN_TIMEOUT", "abc")]).unwrap_err();
+        assert!(!e.to_string().contains("or off"), "{e}");
     }
 
     #[test]

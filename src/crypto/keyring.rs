@@ -14,10 +14,12 @@ use zeroize::Zeroizing;
 pub enum KeyringError {
     #[error("the KEK ring is empty: set KEYDROP_KEKS or KEYDROP_KEKS_FILE (make a key with `keydrop keygen`)")]
     Empty,
-    #[error("KEK entry {0} is not of the form id=base64key")]
-    MissingEquals(usize),
-    #[error("KEK entry {0} has an invalid id: use 1-64 characters from A-Z a-z 0-9 . _ -")]
-    BadId(usize),
+    #[error("KEK {0} is not of the form id=base64key")]
+    MissingEquals(String),
+    #[error("KEK {0} has an invalid id: use 1-64 characters from A-Z a-z 0-9 . _ -")]
+    BadId(String),
+    #[error("KEK {0} is empty: remove the trailing or doubled comma")]
+    EmptyEntry(String),
     #[error("KEK {0:?} is not valid base64")]
     BadBase64(String),
     #[error("KEK {id:?} is {len} bytes long; a KEK must be exactly 32 bytes")]
@@ -120,25 +122,42 @@ impl Keyring {
     }
 
     /// Parses `id=base64key` entries separated by commas or newlines.
-    /// Blank lines and lines starting with `#` are ignored.
+    /// Blank lines and `#` comments (whole lines or after an entry) are
+    /// ignored, as is a UTF-8 byte-order mark. Errors name the entry (`entry
+    /// 2` in a one-line value, `line 4` in a file), never the key.
     pub fn parse(spec: &str) -> Result<Self, KeyringError> {
+        let spec = spec.strip_prefix('\u{feff}').unwrap_or(spec);
+        let multi_line = spec.trim().contains('\n');
         let mut keks = Vec::new();
-        let entries = spec
-            .split([',', '\n'])
-            .map(str::trim)
-            .filter(|e| !e.is_empty() && !e.starts_with('#'));
-        for (n, entry) in entries.enumerate() {
-            let n = n + 1;
-            let (id, key) = entry
-                .split_once('=')
-                .ok_or(KeyringError::MissingEquals(n))?;
-            let id = KekId::parse(id.trim()).ok_or(KeyringError::BadId(n))?;
-            let material = Zeroizing::new(
-                STANDARD
-                    .decode(key.trim())
-                    .map_err(|_| KeyringError::BadBase64(id.0.clone()))?,
-            );
-            keks.push(Kek::new(id, &material)?);
+        let mut entry_no = 0;
+        for (line_no, line) in spec.lines().enumerate() {
+            // Neither ids nor base64 contain '#', so it always starts a comment.
+            let line = line.split_once('#').map_or(line, |(before, _)| before);
+            let parts: Vec<&str> = line.split(',').map(str::trim).collect();
+            if parts.iter().all(|p| p.is_empty()) {
+                continue;
+            }
+            for entry in parts {
+                entry_no += 1;
+                let at = if multi_line {
+                    format!("line {}", line_no + 1)
+                } else {
+                    format!("entry {entry_no}")
+                };
+                if entry.is_empty() {
+                    return Err(KeyringError::EmptyEntry(at));
+                }
+                let (id, key) = entry
+                    .split_once('=')
+                    .ok_or_else(|| KeyringError::MissingEquals(at.clone()))?;
+                let id = KekId::parse(id.trim()).ok_or(KeyringError::BadId(at))?;
+                let material = Zeroizing::new(
+                    STANDARD
+                        .decode(key.trim())
+                        .map_err(|_| KeyringError::BadBase64(id.0.clone()))?,
+                );
+                keks.push(Kek::new(id, &material)?);
+            }
         }
         Self::new(keks)
     }
@@ -195,11 +214,11 @@ mod tests {
         assert_eq!(Keyring::parse(" , ").unwrap_err(), KeyringError::Empty);
         assert_eq!(
             Keyring::parse("nokey").unwrap_err(),
-            KeyringError::MissingEquals(1)
+            KeyringError::MissingEquals("entry 1".into())
         );
         assert_eq!(
             Keyring::parse(&format!("a b={}", key(1))).unwrap_err(),
-            KeyringError::BadId(1)
+            KeyringError::BadId("entry 1".into())
         );
         assert_eq!(
             Keyring::parse("k=!!!").unwrap_err(),
@@ -216,6 +235,30 @@ mod tests {
         assert_eq!(
             Keyring::parse(&format!("k={},k={}", key(1), key(2))).unwrap_err(),
             KeyringError::Duplicate("k".into())
+        );
+    }
+
+    #[test]
+    fn files_are_read_as_people_write_them_and_errors_name_the_line() {
+        let file = format!(
+            "\u{feff}# production ring\n\nnew={} # added 2027-01\nold={}\n",
+            key(1),
+            key(2)
+        );
+        let ring = Keyring::parse(&file).unwrap();
+        assert_eq!(ring.active().id().as_str(), "new");
+        assert!(ring.get("old").is_some());
+        assert_eq!(
+            Keyring::parse(&format!("# a\n\nk={}\nnokey\n", key(1))).unwrap_err(),
+            KeyringError::MissingEquals("line 4".into())
+        );
+        assert_eq!(
+            Keyring::parse(&format!("k={},", key(1))).unwrap_err(),
+            KeyringError::EmptyEntry("entry 2".into())
+        );
+        assert_eq!(
+            Keyring::parse(&format!("a={},,b={}", key(1), key(2))).unwrap_err(),
+            KeyringError::EmptyEntry("entry 2".into())
         );
     }
 

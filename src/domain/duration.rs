@@ -130,6 +130,16 @@ mod tests {
     }
 
     #[test]
+    fn milliseconds_and_overflow_get_their_own_messages() {
+        let e = HumanDuration::parse("500ms").unwrap_err();
+        assert!(e.contains("milliseconds"), "{e}");
+        let e = HumanDuration::parse("99999999999999999999d").unwrap_err();
+        assert!(e.contains("too long"), "{e}");
+        let e = HumanDuration::parse("d").unwrap_err();
+        assert!(e.contains("needs a number"), "{e}");
+    }
+
+    #[test]
     fn display_uses_the_largest_whole_unit() {
         assert_eq!(HumanDuration::parse("168h").unwrap().to_string(), "7d");
         assert_eq!(HumanDuration::parse("90m").unwrap().to_string(), "90m");

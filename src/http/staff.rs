@@ -77,7 +77,9 @@ impl FromRequestParts<AppState> for Staff {
                         .detail(json!({ "limit": "staff_token_failures" })),
                 )
                 .await?;
-                tracing::warn!(client_ip = ?client, "too many failed staff tokens; throttling");
+                if let Some(ip) = client {
+                    tracing::warn!(client_ip = %ip, "too many failed staff tokens; throttling");
+                }
                 return Err(ApiError::RateLimited(retry_after_secs(wait)));
             }
             return Err(ApiError::Unauthorized);

@@ -6,8 +6,11 @@
 use axum::extract::MatchedPath;
 use axum::http::{HeaderName, Request};
 use axum::Router;
+use std::time::Duration;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -26,7 +29,19 @@ pub fn layer(router: Router, listener: &'static str) -> Router {
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
                 .unwrap_or("-");
-            tracing::info_span!("request", listener, method = %req.method(), route, request_id = %id)
+            // Health probes get their own span name, so an expected `503`
+            // from `/readyz` is not logged at ERROR on every probe.
+            if matches!(route, "/readyz" | "/healthz") {
+                tracing::info_span!("probe", listener, method = %req.method(), route, request_id = %id)
+            } else {
+                tracing::info_span!("request", listener, method = %req.method(), route, request_id = %id)
+            }
+        }).on_failure(|class: ServerErrorsFailureClass, latency: Duration, span: &Span| {
+            if span.metadata().is_some_and(|m| m.name() == "probe") {
+                tracing::debug!(classification = %class, latency_ms = latency.as_millis() as u64, "probe answered not ready");
+            } else {
+                tracing::error!(classification = %class, latency_ms = latency.as_millis() as u64, "response failed");
+            }
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

@@ -65,6 +65,9 @@ pub struct PurgeArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Only count what the policy would shred now; shred nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -291,8 +294,18 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
         after_ingested: config.shred_after_ingested,
         unclaimed_after: config.shred_unclaimed_after,
     };
-    let summary = retention::purge(&db, &policy, Utc::now(), &retention::actor()).await?;
+    store::require_migrated(&db).await?;
+    let summary = if args.dry_run {
+        retention::due(&db, &policy, Utc::now()).await?
+    } else {
+        retention::purge(&db, &policy, Utc::now(), &retention::actor()).await?
+    };
     db.close().await;
+    let verb = if args.dry_run {
+        "would shred"
+    } else {
+        "shredded"
+    };
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -312,13 +325,9 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
             ));
         }
         if rules.is_empty() {
-            println!("shredded nothing: both retention rules are off");
+            println!("{verb} nothing: both retention rules are off");
         } else {
-            println!(
-                "shredded {} secret(s): {}",
-                summary.total(),
-                rules.join(", ")
-            );
+            println!("{verb} {} secret(s): {}", summary.total(), rules.join(", "));
         }
     }
     Ok(())

@@ -51,6 +51,32 @@ pub fn actor() -> Actor {
     }
 }
 
+/// The cut-off times of `policy` as of `now`: `(ingested_before, unclaimed_before)`.
+fn cutoffs(policy: &Policy, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let before = |d: Option<Duration>| {
+        d.and_then(|d| chrono::Duration::from_std(d).ok())
+            .and_then(|d| now.checked_sub_signed(d))
+    };
+    (
+        before(policy.after_ingested),
+        before(policy.unclaimed_after),
+    )
+}
+
+/// What [`purge`] would shred as of `now`, without shredding anything.
+pub async fn due(db: &PgPool, policy: &Policy, now: DateTime<Utc>) -> sqlx::Result<Summary> {
+    let (ingested_before, unclaimed_before) = cutoffs(policy, now);
+    if ingested_before.is_none() && unclaimed_before.is_none() {
+        return Ok(Summary::default());
+    }
+    let (ingested, unclaimed) =
+        maintenance::count_due_for_shred(db, ingested_before, unclaimed_before).await?;
+    Ok(Summary {
+        shredded_ingested: ingested as u64,
+        shredded_unclaimed: unclaimed as u64,
+    })
+}
+
 /// Applies `policy` as of `now`, until nothing more is due.
 pub async fn purge(
     db: &PgPool,
@@ -58,12 +84,7 @@ pub async fn purge(
     now: DateTime<Utc>,
     actor: &Actor,
 ) -> sqlx::Result<Summary> {
-    let before = |d: Option<Duration>| {
-        d.and_then(|d| chrono::Duration::from_std(d).ok())
-            .and_then(|d| now.checked_sub_signed(d))
-    };
-    let ingested_before = before(policy.after_ingested);
-    let unclaimed_before = before(policy.unclaimed_after);
+    let (ingested_before, unclaimed_before) = cutoffs(policy, now);
     let mut summary = Summary::default();
     if ingested_before.is_none() && unclaimed_before.is_none() {
         return Ok(summary);
@@ -106,7 +127,12 @@ pub async fn purge(
     }
 }
 
-/// Purges now and then every `every` until `stop` fires (the server's retention loop).
+/// Purges every `every` until `stop` fires (the server's retention loop).
+///
+/// The first purge waits one interval instead of running at start-up, and
+/// start-up first logs how many secrets the policy will shred: a new or
+/// mistaken setting is announced before anything is destroyed, and a restart
+/// with the fix in that interval shreds nothing.
 pub async fn run_periodically(
     db: PgPool,
     policy: Policy,
@@ -114,7 +140,21 @@ pub async fn run_periodically(
     mut stop: tokio::sync::watch::Receiver<()>,
 ) {
     let actor = actor();
+    match due(&db, &policy, Utc::now()).await {
+        Ok(d) => tracing::info!(
+            due_ingested = d.shredded_ingested,
+            due_unclaimed = d.shredded_unclaimed,
+            first_purge_in = %crate::domain::HumanDuration::display(every),
+            "retention: {} secret(s) are due under this policy and will be shredded at the first purge",
+            d.total()
+        ),
+        Err(e) => tracing::warn!(error = %e, "retention: cannot count the secrets due"),
+    }
     loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
         match purge(&db, &policy, Utc::now(), &actor).await {
             Ok(s) if s.total() > 0 => tracing::info!(
                 shredded_ingested = s.shredded_ingested,
@@ -124,10 +164,6 @@ pub async fn run_periodically(
             Ok(_) => tracing::debug!("retention: nothing due"),
             // A database outage: try again next time, the server keeps serving.
             Err(e) => tracing::warn!(error = %e, "retention: purge failed; will retry"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
         }
     }
 }

@@ -13,6 +13,18 @@ pub enum CheckStatus {
     Unverified,
 }
 
+impl CheckStatus {
+    /// The stored and logged name (`missing_permissions`), as in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::MissingPermissions => "missing_permissions",
+            Self::Invalid => "invalid",
+            Self::Unverified => "unverified",
+        }
+    }
+}
+
 /// Stored with each secret as JSON and shown to staff.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {

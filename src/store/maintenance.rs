@@ -168,6 +168,27 @@ pub async fn claim_due_for_shred(
         .collect())
 }
 
+/// How many secrets [`claim_due_for_shred`] would find, by reason:
+/// `(ingested, unclaimed)`. Announces a purge before it shreds.
+pub async fn count_due_for_shred(
+    db: impl PgExecutor<'_>,
+    ingested_before: Option<DateTime<Utc>>,
+    unclaimed_before: Option<DateTime<Utc>>,
+) -> sqlx::Result<(i64, i64)> {
+    let r = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE status = 'ingested' AND ingested_at <= $1) AS "ingested!",
+                  count(*) FILTER (WHERE status = 'received' AND created_at <= $2) AS "unclaimed!"
+           FROM secrets
+           WHERE (status = 'ingested' AND ingested_at <= $1)
+              OR (status = 'received' AND created_at <= $2)"#,
+        ingested_before,
+        unclaimed_before
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((r.ingested, r.unclaimed))
+}
+
 /// Versions of the migrations applied successfully, lowest first.
 pub async fn applied_migrations(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<i64>> {
     // Not a `query!` macro: `_sqlx_migrations` is sqlx's own table, created at

@@ -24,14 +24,22 @@ pub async fn insert_message(
     Ok(())
 }
 
-/// Creates one delivery per endpoint for messages not dispatched yet; returns
-/// how many messages were dispatched. Safe with several replicas (SKIP LOCKED).
-pub async fn dispatch(db: &PgPool, endpoints: &[String], limit: i64) -> sqlx::Result<usize> {
+/// Creates one delivery per endpoint for messages not dispatched yet and at
+/// least `min_age_secs` old; returns how many messages were dispatched. Safe
+/// with several replicas (SKIP LOCKED).
+pub async fn dispatch(
+    db: &PgPool,
+    endpoints: &[String],
+    limit: i64,
+    min_age_secs: f64,
+) -> sqlx::Result<usize> {
     let mut tx = db.begin().await?;
     let ids: Vec<Uuid> = sqlx::query_scalar!(
-        r#"SELECT id FROM webhook_messages WHERE dispatched_at IS NULL
+        r#"SELECT id FROM webhook_messages
+           WHERE dispatched_at IS NULL AND created_at <= now() - make_interval(secs => $2)
            ORDER BY created_at LIMIT $1 FOR UPDATE SKIP LOCKED"#,
-        limit
+        limit,
+        min_age_secs
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -68,14 +76,22 @@ pub struct Claimed {
     pub created_at: DateTime<Utc>,
 }
 
-/// Claims due deliveries: bumps their attempt count and pushes their next
-/// attempt out by `lease_secs`, so a crashed worker's claims come due again.
-pub async fn claim_due(db: &PgPool, limit: i64, lease_secs: f64) -> sqlx::Result<Vec<Claimed>> {
+/// Claims due deliveries to `endpoints` (the ones this process knows; others
+/// are left to the replicas configured for them): bumps their attempt count
+/// and pushes their next attempt out by `lease_secs`, so a crashed worker's
+/// claims come due again.
+pub async fn claim_due(
+    db: &PgPool,
+    endpoints: &[String],
+    limit: i64,
+    lease_secs: f64,
+) -> sqlx::Result<Vec<Claimed>> {
     sqlx::query_as!(
         Claimed,
         r#"WITH due AS (
                SELECT message_id, endpoint FROM webhook_deliveries
                WHERE delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= now()
+                 AND endpoint = ANY($3)
                ORDER BY next_attempt_at LIMIT $1
                FOR UPDATE SKIP LOCKED)
            UPDATE webhook_deliveries d
@@ -85,10 +101,53 @@ pub async fn claim_due(db: &PgPool, limit: i64, lease_secs: f64) -> sqlx::Result
            WHERE d.message_id = due.message_id AND d.endpoint = due.endpoint AND m.id = d.message_id
            RETURNING d.message_id, d.endpoint, d.attempts, m.event_type, m.payload, m.created_at"#,
         limit,
-        lease_secs
+        lease_secs,
+        endpoints
     )
     .fetch_all(db)
     .await
+}
+
+/// Gives up deliveries to endpoints not in `endpoints` whose message is older
+/// than `older_than_secs`: no replica configured for them delivered them in
+/// the whole retry window, so the endpoint is gone everywhere.
+pub async fn give_up_unknown(
+    db: impl PgExecutor<'_>,
+    endpoints: &[String],
+    older_than_secs: f64,
+) -> sqlx::Result<u64> {
+    let r = sqlx::query!(
+        r#"UPDATE webhook_deliveries d
+           SET gave_up_at = now(), last_error = 'no replica has this endpoint configured'
+           FROM webhook_messages m
+           WHERE m.id = d.message_id AND d.delivered_at IS NULL AND d.gave_up_at IS NULL
+             AND NOT (d.endpoint = ANY($1))
+             AND m.created_at < now() - make_interval(secs => $2)"#,
+        endpoints,
+        older_than_secs
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Work this process leaves to others: pending deliveries to endpoints not in
+/// `endpoints`, and (when `endpoints` is empty) messages not dispatched yet.
+pub async fn left_to_others(
+    db: impl PgExecutor<'_>,
+    endpoints: &[String],
+) -> sqlx::Result<(i64, i64)> {
+    let r = sqlx::query!(
+        r#"SELECT
+             (SELECT count(*) FROM webhook_deliveries
+              WHERE delivered_at IS NULL AND gave_up_at IS NULL
+                AND NOT (endpoint = ANY($1))) AS "deliveries!",
+             (SELECT count(*) FROM webhook_messages WHERE dispatched_at IS NULL) AS "undispatched!""#,
+        endpoints
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((r.deliveries, r.undispatched))
 }
 
 pub async fn mark_delivered(

@@ -57,6 +57,14 @@ impl Endpoint {
             .unwrap_or_else(|| legacy_id(&self.url))
     }
 
+    /// Every stored id that names this endpoint (under any KEK of the ring,
+    /// and the legacy form): deliveries under any of them are this endpoint's.
+    pub fn stored_ids(&self) -> Vec<String> {
+        let mut all = self.ids.clone();
+        all.push(legacy_id(&self.url));
+        all
+    }
+
     /// Whether a stored id names this endpoint.
     pub fn is(&self, stored: &str) -> bool {
         self.ids.iter().any(|id| id == stored) || legacy_id(&self.url) == stored

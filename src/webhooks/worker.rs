@@ -59,34 +59,55 @@ pub struct Round {
 }
 
 /// Fans out new messages, then attempts every due delivery once.
+///
+/// Only endpoints this process is configured for are touched. Replicas may
+/// disagree for a while (a rolling change of `KEYDROP_WEBHOOK_URL`, one
+/// replica started without it): a replica without an endpoint leaves its
+/// deliveries to the replicas that have it, and a replica without any
+/// endpoint leaves new messages undispatched for them. Only once the retry
+/// window has passed without anyone delivering are such messages and
+/// deliveries retired, so the outbox cannot grow without bound.
 pub async fn deliver_due(db: &PgPool, cfg: &WebhookConfig, http: &Client) -> anyhow::Result<Round> {
     // The outbox names endpoints by keyed hash: a webhook URL can be a credential.
     let urls: Vec<String> = cfg.endpoints.iter().map(|e| e.stored_id()).collect();
+    // Deliveries may name an endpoint by an id under an older KEK.
+    let known: Vec<String> = cfg.endpoints.iter().flat_map(|e| e.stored_ids()).collect();
+    let window = cfg.retry_window.as_secs_f64();
+    let min_age = if urls.is_empty() { window } else { 0.0 };
     let mut round = Round::default();
     loop {
-        let n = store::dispatch(db, &urls, 500).await?;
+        let n = store::dispatch(db, &urls, 500, min_age).await?;
         round.dispatched += n;
         if n < 500 {
             break;
         }
     }
+    let retired = store::give_up_unknown(db, &known, window).await?;
+    if retired > 0 {
+        tracing::warn!(
+            deliveries = retired,
+            "webhook deliveries to an endpoint no replica has configured were given up after the retry window"
+        );
+    }
+    if urls.is_empty() {
+        return Ok(round);
+    }
     let lease = cfg.timeout.as_secs_f64() + 30.0;
-    let claimed = store::claim_due(db, BATCH, lease).await?;
+    let claimed = store::claim_due(db, &known, BATCH, lease).await?;
     let mut tasks = tokio::task::JoinSet::new();
     for c in claimed {
-        let endpoint = cfg.endpoint(&c.endpoint).cloned();
+        // Claimed only for configured endpoints, so this finds one.
+        let Some(endpoint) = cfg.endpoint(&c.endpoint).cloned() else {
+            continue;
+        };
         let http = http.clone();
         tasks.spawn(async move {
-            let result = match &endpoint {
-                Some(ep) => send(&http, ep, c.message_id, &c.payload).await,
-                None => Err((None, "endpoint is no longer configured".to_owned())),
-            };
-            (c, endpoint.map(|e| e.origin()), result)
+            let result = send(&http, &endpoint, c.message_id, &c.payload).await;
+            (c, endpoint.origin(), result)
         });
     }
     while let Some(joined) = tasks.join_next().await {
         let (c, origin, result) = joined?;
-        let configured = origin.is_some();
         match result {
             Ok(status) => {
                 store::mark_delivered(db, c.message_id, &c.endpoint, status).await?;
@@ -95,11 +116,7 @@ pub async fn deliver_due(db: &PgPool, cfg: &WebhookConfig, http: &Client) -> any
             Err((status, error)) => {
                 let age = (Utc::now() - c.created_at).to_std().unwrap_or_default();
                 let wait = backoff(cfg, c.attempts, random_u64());
-                let retry =
-                    (configured && age + wait < cfg.retry_window).then_some(wait.as_secs_f64());
-                let origin = origin
-                    .as_deref()
-                    .unwrap_or("an endpoint no longer configured");
+                let retry = (age + wait < cfg.retry_window).then_some(wait.as_secs_f64());
                 if retry.is_some() {
                     tracing::warn!(webhook_id = %message_id(c.message_id), endpoint = %origin, attempt = c.attempts, %error, retry_in_secs = wait.as_secs(), "webhook delivery failed; will retry");
                 } else {
@@ -255,6 +272,22 @@ pub async fn run(db: PgPool, cfg: Arc<WebhookConfig>, mut stop: watch::Receiver<
             return;
         }
     };
+    let urls: Vec<String> = cfg.endpoints.iter().flat_map(|e| e.stored_ids()).collect();
+    match store::left_to_others(&db, &urls).await {
+        Ok((deliveries, undispatched)) if urls.is_empty() && undispatched + deliveries > 0 => {
+            tracing::warn!(
+                undispatched,
+                deliveries,
+                "webhooks: KEYDROP_WEBHOOK_URL is not set on this replica; pending webhook messages are left to replicas that have it (retired after the retry window if none does)"
+            )
+        }
+        Ok((deliveries, _)) if deliveries > 0 => tracing::warn!(
+            deliveries,
+            "webhooks: pending deliveries to endpoints this replica does not have configured are left to replicas that have them"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "webhooks: cannot count pending deliveries"),
+    }
     let mut tick = tokio::time::interval(cfg.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_scan: Option<Instant> = None;

@@ -98,6 +98,11 @@ pub fn serve_with(
     let line = addr_rx
         .recv_timeout(Duration::from_secs(30))
         .expect("server started");
+    // A JSON line (KEYDROP_LOG_FORMAT=json) or a pretty one.
+    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+        let addr = |key: &str| format!("http://{}", v[key].as_str().unwrap());
+        return (child, addr("public"), addr("internal"), rx);
+    }
     let plain = strip_ansi(&line);
     let find = |key: &str| {
         let start = plain.find(key).unwrap() + key.len();

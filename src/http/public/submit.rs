@@ -162,7 +162,12 @@ pub(super) async fn submit(
 
     // Ask the provider before storing: a rejected credential is not kept.
     let check = state.checker.check(provider, &fields).await;
-    tracing::info!(request_id = %link.id, provider = provider.id, status = ?check.status, "live check finished");
+    // `link_id`, not `request_id`: that name is the HTTP request's id in the span.
+    if provider.check == crate::providers::Check::None {
+        tracing::info!(link_id = %link.id, provider = provider.id, check = "none", "no live check for this provider");
+    } else {
+        tracing::info!(link_id = %link.id, provider = provider.id, status = %check.status.as_str(), "live check finished");
+    }
     if check.status == CheckStatus::Invalid {
         reject(
             &state,
@@ -220,7 +225,7 @@ pub(super) async fn submit(
         Err(SubmitError::Db(e)) => return Err(e.into()),
         Err(e @ SubmitError::Crypto(_)) => return Err(anyhow::Error::new(e).into()),
     };
-    tracing::info!(secret_id = %stored.id, request_id = %link.id, provider = provider.id, "credential received");
+    tracing::info!(secret_id = %stored.id, link_id = %link.id, provider = provider.id, "credential received");
     Ok(receipt(
         &state,
         &link,
