@@ -5,6 +5,10 @@
 //! the rotation take that row in a later pass) and can be killed at any moment:
 //! a batch either commits whole or not at all, and the next run picks up the
 //! rows still under an old KEK. Payload ciphertext is never read or written.
+//!
+//! Each batch writes its own `kek.rewrapped` audit event in the batch's
+//! transaction, so a run killed part-way leaves no committed rewrap without a
+//! record; `kek.rotated` still summarises the run at the end.
 
 use crate::crypto::{self, Envelope, Keyring};
 use crate::store::audit::{self, Actor, NewEvent};
@@ -74,7 +78,8 @@ const BUSY_RETRIES: u32 = 5;
 
 /// Rewraps data keys under `ring`'s active KEK, batch by batch, until none is
 /// left, `opts.max_batches` is reached or `stop` is set (checked between
-/// batches). Records one `kek.rotated` audit event for the run.
+/// batches). Records a `kek.rewrapped` audit event with every batch (in its
+/// transaction) and one `kek.rotated` event for the run.
 pub async fn rotate(
     db: &PgPool,
     ring: &Keyring,
@@ -128,6 +133,7 @@ pub async fn rotate(
         stop,
         total,
         shared: &shared,
+        actor,
     };
     // The workers run concurrently on this task (no spawning: they borrow the run's state).
     let results =
@@ -170,6 +176,7 @@ struct Work<'a, 'p> {
     stop: &'a AtomicBool,
     total: u64,
     shared: &'a std::sync::Mutex<Shared<'p>>,
+    actor: &'a Actor,
 }
 
 /// Claims, rewraps and stores batches until none is left (or the run stops).
@@ -215,6 +222,7 @@ async fn worker(w: &Work<'_, '_>) -> anyhow::Result<()> {
         let mut ids = Vec::with_capacity(rows.len());
         let mut wrapped = Vec::with_capacity(rows.len());
         let mut failures: Vec<(Uuid, String)> = Vec::new();
+        let mut kek_of: Vec<String> = Vec::with_capacity(rows.len());
         for row in rows {
             let envelope = Envelope {
                 format_version: row.format_version,
@@ -226,6 +234,7 @@ async fn worker(w: &Work<'_, '_>) -> anyhow::Result<()> {
                 Ok(new) => {
                     ids.push(row.id);
                     wrapped.push(new.wrapped_dek);
+                    kek_of.push(envelope.kek_id.clone());
                 }
                 Err(e) => {
                     tracing::warn!(secret_id = %row.id, kek_id = %envelope.kek_id, error = %e, "cannot rewrap data key");
@@ -234,6 +243,21 @@ async fn worker(w: &Work<'_, '_>) -> anyhow::Result<()> {
             }
         }
         let done = maintenance::store_rewrapped(&mut tx, w.active, &ids, &wrapped).await?;
+        // The batch's record commits with the batch, or neither does.
+        let mut from: BTreeMap<&str, u64> = BTreeMap::new();
+        for kek in &kek_of {
+            *from.entry(kek.as_str()).or_default() += 1;
+        }
+        audit::record(
+            &mut *tx,
+            NewEvent::success(w.actor, "kek.rewrapped").detail(json!({
+                "to": w.active,
+                "rows": done,
+                "from": from,
+                "failed": failures.len(),
+            })),
+        )
+        .await?;
         tx.commit().await?;
         crate::metrics::rewrapped(done);
         let mut s = lock();

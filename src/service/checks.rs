@@ -1,6 +1,8 @@
 //! Re-running a live check on a stored secret (staff API and the receipt's
 //! "check again" button). The credential is decrypted only in memory, for the
-//! check; the stored result and audit event hold no secret material.
+//! check; the stored result and audit events hold no secret material.
+//! `check.run` is written (and, on the public page, the attempt counted)
+//! before the decryption; `check.completed` carries the result.
 
 use crate::crypto::{self, Context, CryptoError, Keyring};
 use crate::providers::live::Checker;
@@ -27,7 +29,7 @@ pub enum RecheckError {
     Db(#[from] sqlx::Error),
 }
 
-/// Decrypts, checks, stores the result and audits it.
+/// Audits, decrypts, checks, stores the result and audits that.
 pub async fn recheck(
     db: &PgPool,
     keyring: &Keyring,
@@ -35,23 +37,71 @@ pub async fn recheck(
     actor: &Actor,
     id: Uuid,
 ) -> Result<(SecretMeta, CheckResult), RecheckError> {
-    let (meta, plaintext) = {
+    run(db, keyring, checker, actor, id, None)
+        .await
+        .map(|done| done.expect("an unlimited re-check always runs"))
+}
+
+/// Like [`recheck`], for the public receipt page: runs only while fewer than
+/// `limit` public re-checks of this secret were made, and `Ok(None)` after.
+/// The attempt is claimed (its `check.run` event written) under the secret's
+/// row lock before anything is decrypted, so N parallel requests make at
+/// most `limit` provider calls between them.
+pub async fn recheck_within(
+    db: &PgPool,
+    keyring: &Keyring,
+    checker: &Checker,
+    actor: &Actor,
+    id: Uuid,
+    limit: i64,
+) -> Result<Option<(SecretMeta, CheckResult)>, RecheckError> {
+    run(db, keyring, checker, actor, id, Some(limit)).await
+}
+
+/// The order is the point: claim and audit (`check.run`, one transaction
+/// holding the row lock), then decrypt and call the provider, then store the
+/// result and audit it (`check.completed`). A decryption is never without
+/// its record, even if the process dies mid-check.
+async fn run(
+    db: &PgPool,
+    keyring: &Keyring,
+    checker: &Checker,
+    actor: &Actor,
+    id: Uuid,
+    limit: Option<i64>,
+) -> Result<Option<(SecretMeta, CheckResult)>, RecheckError> {
+    let (meta, envelope) = {
         let mut tx = db.begin().await?;
         let locked = secrets::lock(&mut tx, id)
             .await?
             .ok_or(RecheckError::NotFound)?;
         let envelope = locked.envelope.ok_or(RecheckError::Shredded)?;
-        let ctx = Context {
-            secret_id: id,
-            provider: &locked.meta.provider,
-        };
-        let plaintext = crypto::open(keyring, ctx, &envelope).map_err(|e| match e {
-            CryptoError::UnknownKek(k) => RecheckError::KekUnavailable(k),
-            other => RecheckError::Crypto(other),
-        })?;
-        tx.rollback().await?;
-        (locked.meta, plaintext)
+        if let Some(limit) = limit {
+            // Parallel claims wait on the row lock above, so this count is exact.
+            if secrets::public_recheck_count(&mut *tx, id).await? >= limit {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+        }
+        audit::record(
+            &mut *tx,
+            NewEvent::success(actor, "check.run")
+                .secret(id)
+                .request(locked.meta.request_id)
+                .detail(json!({ "provider": locked.meta.provider, "kek_id": envelope.kek_id })),
+        )
+        .await?;
+        tx.commit().await?;
+        (locked.meta, envelope)
     };
+    let ctx = Context {
+        secret_id: id,
+        provider: &meta.provider,
+    };
+    let plaintext = crypto::open(keyring, ctx, &envelope).map_err(|e| match e {
+        CryptoError::UnknownKek(k) => RecheckError::KekUnavailable(k),
+        other => RecheckError::Crypto(other),
+    })?;
     let provider = providers::find(&meta.provider).ok_or(RecheckError::NotFound)?;
     let fields: BTreeMap<String, Zeroizing<String>> = serde_json::from_slice(&plaintext)
         .map_err(|_| RecheckError::Crypto(CryptoError::Authentication))?;
@@ -73,7 +123,7 @@ pub async fn recheck(
     .await?;
     audit::record(
         &mut *tx,
-        NewEvent::success(actor, "check.run")
+        NewEvent::success(actor, "check.completed")
             .secret(id)
             .request(meta.request_id)
             .detail(json!({ "provider": provider.id, "status": result.status, "missing": result.missing })),
@@ -91,5 +141,5 @@ pub async fn recheck(
     .await?;
     tx.commit().await?;
     let meta = secrets::get(db, id).await?.ok_or(RecheckError::NotFound)?;
-    Ok((meta, result))
+    Ok(Some((meta, result)))
 }

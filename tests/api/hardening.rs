@@ -404,3 +404,144 @@ async fn a_slack_webhook_url_is_never_stored_in_clear(db: PgPool) {
         "{e}"
     );
 }
+
+#[sqlx::test]
+async fn parallel_public_rechecks_make_at_most_the_allowed_provider_calls_and_each_is_audited_first(
+    db: PgPool,
+) {
+    use crate::fakes::{Behaviour, Fake, GH_CLIENT_ID, GH_CLIENT_SECRET};
+    use keydrop::crypto::Keyring;
+    use keydrop::service::checks::{recheck, recheck_within, RecheckError};
+    use keydrop::store::audit::Actor;
+    let fake = Fake::start(Behaviour::default()).await;
+    let app = spawn_app_env(db.clone(), &fake.env()).await;
+    let before_submit = fake.requests().len();
+    let (_, link) = app.create_link("greenhouse").await;
+    let resp = app
+        .open_and_submit(
+            &link,
+            &[
+                ("submitter_name", "Jane"),
+                ("submitter_email", "jane@acme.example.com"),
+                ("client_id", GH_CLIENT_ID),
+                ("client_secret", GH_CLIENT_SECRET),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let id: uuid::Uuid = reference_from(&resp.text().await.unwrap()).parse().unwrap();
+    let per_check = fake.requests().len() - before_submit;
+    assert!(per_check > 0);
+
+    let fake_env = fake.env();
+    let env: Vec<(&str, &str)> = fake_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let config = test_config(&env);
+    let checker = keydrop::providers::live::Checker::new(
+        config.upstreams.clone(),
+        Duration::from_secs(10),
+        Vec::new(),
+    )
+    .unwrap();
+    let ring = Arc::new(Keyring::parse(&app.kek).unwrap());
+    let limit = 3;
+    let before = fake.requests().len();
+    let mut posts = Vec::new();
+    for _ in 0..12 {
+        let (db, ring, checker) = (db.clone(), ring.clone(), checker.clone());
+        posts.push(tokio::spawn(async move {
+            let actor = Actor::public(Some("192.0.2.10".into()));
+            recheck_within(&db, &ring, &checker, &actor, id, limit)
+                .await
+                .unwrap()
+                .is_some()
+        }));
+    }
+    let mut ran = 0;
+    for p in posts {
+        ran += i64::from(p.await.unwrap());
+    }
+    assert_eq!(ran, limit, "exactly the allowed number of re-checks ran");
+    assert_eq!(
+        fake.requests().len() - before,
+        per_check * limit as usize,
+        "the provider saw only the allowed checks"
+    );
+    let count = |action: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM audit_events WHERE secret_id = $1 AND action = $2 AND actor_kind = 'public'",
+            )
+            .bind(id)
+            .bind(action)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(count("check.run").await, limit);
+    assert_eq!(count("check.completed").await, limit);
+
+    // check.run is written before the decryption: a ring without the key
+    // cannot decrypt, yet the attempt is on record.
+    let other = Keyring::parse(&new_kek("some-other-kek")).unwrap();
+    let staff = Actor::cli();
+    let e = recheck(&db, &other, &checker, &staff, id)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RecheckError::KekUnavailable(_)), "{e:?}");
+    let runs: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE secret_id = $1 AND action = 'check.run' AND actor_kind <> 'public'",
+    )
+    .bind(id)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(runs, 1, "the attempt that never decrypted is audited");
+}
+
+#[sqlx::test]
+async fn every_rotation_batch_commits_with_its_own_audit_event(db: PgPool) {
+    use crate::ops_support::seed;
+    use keydrop::crypto::Keyring;
+    use keydrop::ops::rotate::{self, Options};
+    let a = new_kek("kek-a");
+    let b = new_kek("kek-b");
+    let app = spawn_app_with(db.clone(), &a, None).await;
+    seed(&app, &Keyring::parse(&a).unwrap(), 5).await;
+    let both = Keyring::parse(&format!("{b},{a}")).unwrap();
+    // Stopped after two batches, as a killed run would be: what committed is on record.
+    let summary = rotate::rotate(
+        &db,
+        &both,
+        &keydrop::store::audit::Actor::cli(),
+        Options {
+            batch: 2,
+            max_batches: Some(2),
+            workers: 1,
+        },
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.rewrapped, 4);
+    let batches: Vec<Value> = sqlx::query_scalar(
+        "SELECT detail FROM audit_events WHERE action = 'kek.rewrapped' ORDER BY id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(batches.len(), 2, "{batches:?}");
+    for batch in &batches {
+        assert_eq!(batch["to"], "kek-b");
+        assert_eq!(batch["rows"], 2);
+        assert_eq!(batch["from"]["kek-a"], 2);
+    }
+    // Rows now under kek-b and rows the batch events account for agree.
+    let under_b: i64 = sqlx::query_scalar("SELECT count(*) FROM secrets WHERE kek_id = 'kek-b'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(under_b, 4);
+}
