@@ -203,12 +203,26 @@ fn a_million_distinct_client_addresses_keep_the_throttles_bounded() {
     // Two tables (budgets + blocks) in the throttle, one in the window.
     assert!(max_tracked <= 3 * MAX_TRACKED + 1000, "{max_tracked}");
     assert!(grown_mib < 64.0, "resident memory grew {grown_mib:.1} MiB");
-    // Each IPv6 network shares one budget: ~70 addresses per /64 spent it, and a fresh address in one of them is still blocked.
-    let fresh: std::net::IpAddr = "2001:db8:7:1::abcd".parse().unwrap();
+    // Still per /64 after the flood: twenty distinct addresses in one network
+    // spend its budget, a fresh address there is blocked, the next network is not.
+    for n in 1..=20u32 {
+        let ip: std::net::IpAddr = format!("2001:db8:ffff:1::{n:x}").parse().unwrap();
+        assert!(
+            failures.failed(ip).is_none(),
+            "failure {n} is within the budget"
+        );
+    }
+    let spent: std::net::IpAddr = "2001:db8:ffff:1:dead:beef:0:1".parse().unwrap();
     assert!(
-        failures.blocked(fresh).is_some(),
-        "a new address in a spent /64 is blocked"
+        failures.failed(spent).is_some(),
+        "the /64's budget is spent"
     );
+    assert!(failures
+        .blocked("2001:db8:ffff:1::abcd".parse().unwrap())
+        .is_some());
+    assert!(failures
+        .blocked("2001:db8:ffff:2::1".parse().unwrap())
+        .is_none());
     failures.prune();
     once.prune();
 }
