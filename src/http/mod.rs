@@ -106,6 +106,7 @@ pub fn internal_router(state: AppState) -> Router {
         .nest("/api/v1", api::router())
         .merge(health::internal_router())
         .merge(crate::metrics::router())
+        .method_not_allowed_fallback(api::method_not_allowed)
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
         .with_state(state);
@@ -131,7 +132,7 @@ fn outer_layers(
             BODY_READ_TIMEOUT,
         ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            panic_response,
+            move |_payload: Box<dyn std::any::Any + Send + 'static>| panic_response(listener),
         ))
         .layer(axum::middleware::from_fn(move |req, next| {
             client_ip::resolve(proxies.clone(), req, next)
@@ -142,13 +143,14 @@ fn outer_layers(
 }
 
 /// A handler panicked: log that it happened (never the payload, which could
-/// quote data) and answer a plain 500.
-fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+/// quote data) and answer a 500 in the listener's own error language: the
+/// HTML error page on the public listener, the JSON error on the internal one.
+fn panic_response(listener: &'static str) -> axum::response::Response {
     use axum::response::IntoResponse;
-    tracing::error!("a request handler panicked");
-    (
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "internal error",
-    )
-        .into_response()
+    // Both error types log an internal error's cause.
+    if listener == "public" {
+        error::PageError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+    } else {
+        error::ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response()
+    }
 }

@@ -43,6 +43,9 @@ async fn wrong_methods_and_content_types_answer_405_and_415_in_the_error_shape(d
         .await
         .unwrap();
     api_error(patch, StatusCode::METHOD_NOT_ALLOWED).await;
+    // Outside /api/v1 on the internal listener too.
+    let post = app.api.post(app.url("/healthz")).send().await.unwrap();
+    api_error(post, StatusCode::METHOD_NOT_ALLOWED).await;
     // On the public listener, the HTML error page.
     let (_, link) = app.create_link("lever").await;
     let put = app.api.put(&link).send().await.unwrap();

@@ -27,7 +27,7 @@ pub async fn not_found() -> Response {
 }
 
 /// A known path with a method it does not answer (axum adds `Allow`).
-async fn method_not_allowed() -> Response {
+pub async fn method_not_allowed() -> Response {
     ApiError::MethodNotAllowed.into_response()
 }
 
