@@ -22,6 +22,9 @@ pub struct Config {
     pub rate_limit: Option<RateLimit>,
     /// Default lifetime of new drop links.
     pub link_ttl: HumanDuration,
+    /// How long after a link expires a form served before then is still
+    /// accepted (`KEYDROP_LINK_GRACE`, default 1h; `0s` for none).
+    pub link_grace: chrono::Duration,
     /// Outgoing webhooks (`KEYDROP_WEBHOOK_URL`, `_SECRET`, `_FORMAT`).
     pub webhooks: crate::webhooks::WebhookConfig,
     /// Shred a secret this long after it was marked ingested (`None`: never).
@@ -132,6 +135,13 @@ impl Config {
         let link_ttl =
             HumanDuration::parse(&env("KEYDROP_LINK_TTL").unwrap_or_else(|| "7d".into()))
                 .map_err(|e| anyhow::anyhow!("KEYDROP_LINK_TTL: {e}"))?;
+        let link_grace = match env("KEYDROP_LINK_GRACE").as_deref().map(str::trim) {
+            None | Some("") => chrono::Duration::hours(1),
+            Some("0" | "0s" | "off") => chrono::Duration::zero(),
+            Some(v) => HumanDuration::parse(v)
+                .map_err(|e| anyhow::anyhow!("KEYDROP_LINK_GRACE: {e}"))?
+                .as_chrono(),
+        };
         let webhooks = crate::webhooks::WebhookConfig::parse(
             env("KEYDROP_WEBHOOK_URL").as_deref(),
             env("KEYDROP_WEBHOOK_SECRET").as_deref(),
@@ -262,6 +272,7 @@ impl Config {
             log_json,
             rate_limit,
             link_ttl,
+            link_grace,
             webhooks,
             shred_after_ingested,
             shred_unclaimed_after,

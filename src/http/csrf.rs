@@ -12,6 +12,7 @@
 
 use axum::http::{header, HeaderMap, HeaderValue};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use chrono::{DateTime, Utc};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use uuid::Uuid;
@@ -99,6 +100,89 @@ impl CsrfKey {
 /// [`CsrfKey::verify`]'s answer when the request carried no CSRF cookie.
 pub const MISSING_COOKIE: &str = "missing cookie";
 
+/// A verified submission id from the drop form: one per served form, bound to
+/// the link and the browser's nonce like the CSRF token, carrying the time the
+/// form was served (for the expiry grace period).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmissionId {
+    /// The id as stored (`secrets.submission_id`): random, unique per form.
+    pub id: String,
+    pub served_at: DateTime<Utc>,
+}
+
+impl CsrfKey {
+    /// A fresh submission id for a form served now: `payload.tag`, where the
+    /// payload is the serving time and 16 random bytes.
+    pub fn submission_id(&self, link_id: Uuid, nonce: &str, served_at: DateTime<Utc>) -> String {
+        let mut payload = served_at.timestamp().to_be_bytes().to_vec();
+        let mut random = [0u8; 16];
+        SystemRandom::new()
+            .fill(&mut random)
+            .expect("system random number generator");
+        payload.extend_from_slice(&random);
+        let payload = URL_SAFE_NO_PAD.encode(payload);
+        let tag = hmac::sign(&self.key, &submission_message(link_id, nonce, &payload));
+        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// Checks a submitted id against the cookie and the link; `None` when it is
+    /// absent, malformed or forged.
+    pub fn verify_submission_id(
+        &self,
+        headers: &HeaderMap,
+        link_id: Uuid,
+        submitted: Option<&str>,
+    ) -> Option<SubmissionId> {
+        let nonce = self.cookie(headers)?;
+        let (payload, tag) = submitted?.split_once('.')?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        hmac::verify(
+            &self.key,
+            &submission_message(link_id, &nonce, payload),
+            &tag,
+        )
+        .ok()?;
+        let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+        let secs = i64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        Some(SubmissionId {
+            id: payload.to_owned(),
+            served_at: DateTime::from_timestamp(secs, 0)?,
+        })
+    }
+
+    /// SHA-256 of this browser's nonce: what a receipt is bound to. `None`
+    /// without a cookie.
+    pub fn browser_hash(&self, headers: &HeaderMap) -> Option<Vec<u8>> {
+        let nonce = self.cookie(headers)?;
+        Some(
+            ring::digest::digest(&ring::digest::SHA256, nonce.as_bytes())
+                .as_ref()
+                .to_vec(),
+        )
+    }
+
+    /// `Set-Cookie` renewing `nonce` for at least `max_age` (never less than a
+    /// day), so the cookie outlives the link and its grace period.
+    pub fn renew(&self, nonce: &str, max_age: chrono::Duration) -> HeaderValue {
+        let secs = max_age.num_seconds().max(86_400);
+        let cookie = format!(
+            "{}={nonce}; Path=/; HttpOnly; SameSite=Strict; Max-Age={secs}{}",
+            self.cookie_name,
+            if self.secure { "; Secure" } else { "" }
+        );
+        HeaderValue::from_str(&cookie).expect("cookie is ASCII")
+    }
+}
+
+fn submission_message(link_id: Uuid, nonce: &str, payload: &str) -> Vec<u8> {
+    let mut m = b"keydrop-submission-v1\0".to_vec();
+    m.extend_from_slice(link_id.as_bytes());
+    m.extend_from_slice(nonce.as_bytes());
+    m.push(0);
+    m.extend_from_slice(payload.as_bytes());
+    m
+}
+
 fn message(link_id: Uuid, nonce: &str) -> Vec<u8> {
     let mut m = b"keydrop-csrf-v1\0".to_vec();
     m.extend_from_slice(link_id.as_bytes());
@@ -154,6 +238,33 @@ mod tests {
         assert!(k.verify(&headers, link, None).is_err());
         let (other, _) = k.nonce(&HeaderMap::new());
         assert!(k.verify(&with_cookie(&other), link, Some(&token)).is_err());
+    }
+
+    #[test]
+    fn a_submission_id_verifies_only_with_its_cookie_and_link_and_carries_its_time() {
+        let k = key(1);
+        let (nonce, _) = k.nonce(&HeaderMap::new());
+        let link = Uuid::new_v4();
+        let at = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
+        let sid = k.submission_id(link, &nonce, at);
+        let headers = with_cookie(&nonce);
+        let ok = k.verify_submission_id(&headers, link, Some(&sid)).unwrap();
+        assert_eq!(ok.served_at, at);
+        assert!(sid.starts_with(&ok.id));
+        assert_ne!(k.submission_id(link, &nonce, at), sid, "random per form");
+        assert!(k
+            .verify_submission_id(&headers, Uuid::new_v4(), Some(&sid))
+            .is_none());
+        let (other, _) = k.nonce(&HeaderMap::new());
+        assert!(k
+            .verify_submission_id(&with_cookie(&other), link, Some(&sid))
+            .is_none());
+        // A changed time (to stretch the grace period) breaks the tag.
+        let forged = format!("{}{}", &sid[..1], &sid[2..]);
+        assert!(k
+            .verify_submission_id(&headers, link, Some(&forged))
+            .is_none());
+        assert!(k.verify_submission_id(&headers, link, None).is_none());
     }
 
     #[test]

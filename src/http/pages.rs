@@ -67,6 +67,8 @@ pub struct DropPage<'a> {
     pub organization: &'a str,
     pub expires_on: String,
     pub csrf_token: String,
+    /// The form's one-time id (`CsrfKey::submission_id`): makes a repeat harmless.
+    pub submission_id: String,
     pub fields: Vec<FieldView>,
     pub submitter_name: String,
     pub submitter_email: String,

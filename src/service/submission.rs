@@ -22,6 +22,10 @@ pub struct Submission<'a> {
     pub submitter_email: &'a Email,
     /// Provider field name → trimmed value; optional fields left blank are absent.
     pub fields: BTreeMap<&'static str, &'a str>,
+    /// The form's one-time id: a repeat with the same id stores nothing new.
+    pub submission_id: Option<&'a str>,
+    /// SHA-256 of the browser's form cookie, binding the receipt to it.
+    pub browser_hash: Option<&'a [u8]>,
 }
 
 impl std::fmt::Debug for Submission<'_> {
@@ -47,6 +51,10 @@ pub enum SubmitError {
     /// The link was used up, revoked or expired while the form was open.
     #[error("the link is no longer usable ({0:?})")]
     LinkGone(LinkState),
+    /// This form (submission id) was already stored: the repeat is answered
+    /// with that secret's receipt, and nothing new is stored.
+    #[error("this form was already submitted as secret {0}")]
+    Repeat(Uuid),
     #[error("encryption failed: {0}")]
     Crypto(#[from] CryptoError),
     #[error(transparent)]
@@ -104,11 +112,9 @@ pub async fn store(
     let Some(locked) = locked else {
         return Err(SubmitError::LinkGone(LinkState::Revoked));
     };
-    let state = locked.state(Utc::now());
-    if state != LinkState::Pending {
-        return Err(SubmitError::LinkGone(state));
-    }
-    secrets::insert(
+    // Insert first: the unique key on (link, submission id) decides whether this
+    // is a repeat, before the link's state (used up by the first) is looked at.
+    let inserted = secrets::insert(
         &mut tx,
         NewSecret {
             id,
@@ -122,9 +128,23 @@ pub async fn store(
             secret_length,
             envelope: &envelope,
             check_result: serde_json::to_value(check).expect("check result serialises"),
+            submission_id: sub.submission_id,
+            browser_hash: sub.browser_hash,
         },
     )
     .await?;
+    if !inserted {
+        tx.rollback().await?;
+        let sid = sub.submission_id.unwrap_or_default();
+        return match secrets::find_by_submission(db, link.id, sid).await? {
+            Some(first) => Err(SubmitError::Repeat(first)),
+            None => Err(SubmitError::Db(sqlx::Error::RowNotFound)),
+        };
+    }
+    let state = locked.state(Utc::now());
+    if state != LinkState::Pending {
+        return Err(SubmitError::LinkGone(state));
+    }
     requests::consume(&mut tx, link.id).await?;
     audit::record(
         &mut *tx,

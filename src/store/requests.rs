@@ -100,6 +100,19 @@ pub async fn find_by_token(
     .await
 }
 
+/// A link by id (the receipt page finds its link this way).
+pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<DropRequest>> {
+    sqlx::query_as!(
+        DropRequest,
+        r#"SELECT id, organization, provider, contact_email, note, created_by_name, max_uses, use_count,
+                  created_at, expires_at, used_at, revoked_at
+           FROM drop_requests WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
+
 /// Locks a link row for the rest of the transaction (submission, revocation).
 pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<DropRequest>> {
     sqlx::query_as!(

@@ -46,14 +46,22 @@ pub struct NewSecret<'a> {
     pub secret_length: Option<i32>,
     pub envelope: &'a Envelope,
     pub check_result: Value,
+    /// The drop form's one-time id (`None` for a form without one).
+    pub submission_id: Option<&'a str>,
+    /// SHA-256 of the submitting browser's form cookie.
+    pub browser_hash: Option<&'a [u8]>,
 }
 
-pub async fn insert(tx: &mut PgConnection, s: NewSecret<'_>) -> sqlx::Result<()> {
-    sqlx::query!(
+/// Inserts a secret; `false` (and nothing inserted) when a secret with the same
+/// submission id exists for the link: the unique key decides, also between
+/// two transactions at the same moment.
+pub async fn insert(tx: &mut PgConnection, s: NewSecret<'_>) -> sqlx::Result<bool> {
+    let inserted = sqlx::query!(
         r#"INSERT INTO secrets (id, request_id, organization, provider, submitter_name, submitter_email,
                                 fingerprint, payload, wrapped_dek, kek_id, format_version, check_result,
-                                fingerprint_kind, fingerprint_key, secret_length)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"#,
+                                fingerprint_kind, fingerprint_key, secret_length, submission_id, browser_hash)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+           ON CONFLICT (request_id, submission_id) WHERE submission_id IS NOT NULL DO NOTHING"#,
         s.id,
         s.request_id,
         s.organization,
@@ -68,11 +76,60 @@ pub async fn insert(tx: &mut PgConnection, s: NewSecret<'_>) -> sqlx::Result<()>
         s.check_result,
         s.fingerprint.kind.as_str(),
         (s.fingerprint.kind == FingerprintKind::Keyed).then_some(s.fingerprint_key),
-        s.secret_length
+        s.secret_length,
+        s.submission_id,
+        s.browser_hash
     )
     .execute(tx)
     .await?;
-    Ok(())
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// The secret stored through `request_id` by the form with `submission_id`.
+pub async fn find_by_submission(
+    db: impl PgExecutor<'_>,
+    request_id: Uuid,
+    submission_id: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM secrets WHERE request_id = $1 AND submission_id = $2",
+        request_id,
+        submission_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// The newest secret this browser submitted through `request_id`, with its time.
+pub async fn find_by_browser(
+    db: impl PgExecutor<'_>,
+    request_id: Uuid,
+    browser_hash: &[u8],
+) -> sqlx::Result<Option<(Uuid, DateTime<Utc>)>> {
+    let row = sqlx::query!(
+        "SELECT id, created_at FROM secrets WHERE request_id = $1 AND browser_hash = $2
+         ORDER BY created_at DESC LIMIT 1",
+        request_id,
+        browser_hash
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| (r.id, r.created_at)))
+}
+
+/// Whether `browser_hash` submitted secret `id` (the receipt page's check).
+pub async fn submitted_by(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    browser_hash: &[u8],
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM secrets WHERE id = $1 AND browser_hash = $2) AS "yes!""#,
+        id,
+        browser_hash
+    )
+    .fetch_one(db)
+    .await
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<SecretMeta>> {

@@ -395,8 +395,12 @@ async fn revoking_a_used_or_expired_link_is_409_and_keeps_its_history(db: PgPool
         .await
         .unwrap();
     assert_eq!(ids(&listed), vec![used.clone()]);
-    // The customer who submitted reads that it arrived, not "nothing was submitted".
-    let page = app.browser.get(&link).send().await.unwrap();
+    // The customer who submitted reads that it arrived, not "nothing was submitted":
+    // their own browser gets the date and reference, another browser the 410 page.
+    let own = app.browser.get(&link).send().await.unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    assert!(own.text().await.unwrap().contains("We received this on"));
+    let page = reqwest::get(&link).await.unwrap();
     assert_eq!(page.status(), StatusCode::GONE);
     let page = page.text().await.unwrap();
     assert!(
@@ -454,7 +458,7 @@ async fn a_partly_used_link_can_be_revoked_and_then_says_what_was_received(db: P
         .delete(&format!("/api/v1/requests/{id}"), &app.admin)
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let page = app.browser.get(&link).send().await.unwrap();
+    let page = reqwest::get(&link).await.unwrap();
     assert_eq!(page.status(), StatusCode::GONE);
     let page = page.text().await.unwrap();
     assert!(

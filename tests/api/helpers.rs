@@ -292,9 +292,26 @@ impl TestApp {
         self.submit(link, &form).await
     }
 
-    /// POSTs the drop form with the browser's cookies.
+    /// POSTs the drop form with the browser's cookies, and follows a `303` to
+    /// the receipt as a browser does (so a success answers the receipt page).
     pub async fn submit(&self, link: &str, fields: &[(&str, &str)]) -> Response {
+        let resp = self.post_form(link, fields).await;
+        self.follow(link, resp).await
+    }
+
+    /// POSTs the drop form without following the redirect.
+    pub async fn post_form(&self, link: &str, fields: &[(&str, &str)]) -> Response {
         self.browser.post(link).form(fields).send().await.unwrap()
+    }
+
+    /// Follows a `303 See Other` (relative to `base`) with the browser's cookies.
+    pub async fn follow(&self, base: &str, resp: Response) -> Response {
+        if resp.status() != StatusCode::SEE_OTHER {
+            return resp;
+        }
+        let location = resp.headers()["location"].to_str().unwrap();
+        let url = url::Url::parse(base).unwrap().join(location).unwrap();
+        self.browser.get(url).send().await.unwrap()
     }
 
     /// Opens the form and submits a valid Greenhouse credential.

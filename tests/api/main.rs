@@ -21,6 +21,7 @@ mod operations;
 mod operator;
 mod ops_support;
 mod processes;
+mod resubmission;
 mod retention;
 mod rotation;
 mod storage;

@@ -196,7 +196,7 @@ async fn metrics_are_served_on_the_internal_listener_only_and_count_what_happene
         .starts_with("text/plain; version=0.0.4"));
     let body = resp.text().await.unwrap();
     for needle in [
-        r#"keydrop_http_requests_total{listener="public",method="POST",route="/d/{token}",status="200"}"#,
+        r#"keydrop_http_requests_total{listener="public",method="POST",route="/d/{token}",status="303"}"#,
         r#"keydrop_http_requests_total{listener="internal",method="POST",route="/api/v1/secrets/{id}/reveal",status="200"}"#,
         r#"keydrop_http_request_duration_seconds_bucket{listener="public",method="GET",route="/d/{token}",le="0.005"}"#,
         r#"keydrop_submissions_total{provider="greenhouse"}"#,

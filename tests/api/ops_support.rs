@@ -43,6 +43,8 @@ pub async fn seed(app: &TestApp, ring: &Keyring, n: usize) -> Vec<(Uuid, String)
                 secret_length: Some(secret.chars().count() as i32),
                 envelope: &envelope,
                 check_result: json!({ "status": "unverified" }),
+                submission_id: None,
+                browser_hash: None,
             },
         )
         .await

@@ -13,6 +13,7 @@ use crate::domain::DropToken;
 use crate::providers::{self, Provider};
 use crate::store::audit::{self, Actor, NewEvent};
 use crate::store::requests::{self, DropRequest, LinkState};
+use crate::store::secrets;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +27,12 @@ use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::{GovernorError, GovernorLayer};
 
 pub fn router(state: &AppState) -> Router<AppState> {
-    let routes = Router::new().route("/d/{token}", get(show).post(submit::submit));
+    let routes = Router::new()
+        .route("/d/{token}", get(show).post(submit::submit))
+        .route(
+            "/r/{id}",
+            get(receipt::show).post(receipt::check_again_here),
+        );
     let Some(limit) = state.config.rate_limit else {
         return routes;
     };
@@ -160,18 +166,6 @@ pub(super) async fn find_link(
     Err(PageError::NotFound)
 }
 
-/// Finds a link that can still take a submission, or the page explaining why not.
-pub(super) async fn usable_link(
-    state: &AppState,
-    ip: ClientIp,
-    raw: &str,
-) -> Result<(DropRequest, &'static Provider), PageError> {
-    let link = find_link(state, ip, raw).await?;
-    gone_unless_pending(link.state(Utc::now()), link.use_count > 0)?;
-    let provider = provider_of(&link)?;
-    Ok((link, provider))
-}
-
 pub(super) fn provider_of(link: &DropRequest) -> Result<&'static Provider, PageError> {
     providers::find(&link.provider).ok_or_else(|| {
         anyhow::anyhow!(
@@ -226,19 +220,74 @@ async fn show(
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let (link, provider) = usable_link(&state, ip, &token).await?;
-    let (nonce, set_cookie) = state.csrf.nonce(&headers);
+    let link = find_link(&state, ip, &token).await?;
+    let now = Utc::now();
+    if link.state(now) != LinkState::Pending {
+        if let Some(page) = already_received(&state, &link, &headers).await? {
+            return Ok(page);
+        }
+        gone_unless_pending(link.state(now), link.use_count > 0)?;
+    }
+    let provider = provider_of(&link)?;
+    let (nonce, _) = state.csrf.nonce(&headers);
     let fields = provider
         .fields
         .iter()
         .map(|f| field_view(f, None, None))
         .collect();
     let page = drop_page(&state, &link, provider, &nonce, fields);
-    let mut resp = render(&page);
-    if let Some(cookie) = set_cookie {
-        resp.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    Ok(resp)
+    Ok(with_cookie(&state, &link, &nonce, render(&page)))
+}
+
+/// Sets (or renews) the form cookie so it lives at least as long as the link
+/// and its grace period: a page left open must not lose its cookie first.
+pub(super) fn with_cookie(
+    state: &AppState,
+    link: &DropRequest,
+    nonce: &str,
+    mut resp: Response,
+) -> Response {
+    let lifetime = link.expires_at + state.config.link_grace - Utc::now();
+    resp.headers_mut()
+        .append(header::SET_COOKIE, state.csrf.renew(nonce, lifetime));
+    resp
+}
+
+/// For the browser that submitted through this (now used) link: the page
+/// saying when it was received and its reference, instead of the 410 page.
+pub(super) async fn already_received(
+    state: &AppState,
+    link: &DropRequest,
+    headers: &HeaderMap,
+) -> Result<Option<Response>, PageError> {
+    let Some(hash) = state.csrf.browser_hash(headers) else {
+        return Ok(None);
+    };
+    let Some((id, at)) = secrets::find_by_browser(&state.db, link.id, &hash).await? else {
+        return Ok(None);
+    };
+    let message = format!(
+        "We received this on {}, reference {id}.",
+        at.format("%-d %B %Y, %H:%M UTC")
+    );
+    Ok(Some(
+        ErrorPage {
+            title: "We already received your credential",
+            message: &message,
+            hint: "It is stored encrypted; you do not need to send it again. Keep the reference if you want to ask us about it.",
+        }
+        .into_response(),
+    ))
+}
+
+/// `303 See Other` to the receipt of secret `id` (Post/Redirect/Get: reloading
+/// the receipt never sends the form again).
+pub(super) fn see_receipt(id: uuid::Uuid) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, format!("/r/{id}"))],
+    )
+        .into_response()
 }
 
 pub(super) fn field_view(
@@ -277,6 +326,7 @@ pub(super) fn drop_page<'a>(
         organization: &link.organization,
         expires_on: link.expires_at.format("%-d %B %Y, %H:%M UTC").to_string(),
         csrf_token: state.csrf.token(link.id, nonce),
+        submission_id: state.csrf.submission_id(link.id, nonce, Utc::now()),
         fields,
         submitter_name: String::new(),
         submitter_email: String::new(),

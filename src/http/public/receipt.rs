@@ -1,17 +1,25 @@
 //! The receipt page and its "check again" button.
 
+use super::provider_of;
 use crate::crypto::{Fingerprint, FingerprintKind};
+use crate::http::client_ip::ClientIp;
+use crate::http::csrf::check_origin;
 use crate::http::error::PageError;
 use crate::http::form::Form;
-use crate::http::pages::{render, ReceiptPage};
+use crate::http::pages::{render, ErrorPage, ReceiptPage};
 use crate::http::AppState;
 use crate::providers::{thousands, Check, CheckResult, CheckStatus, Provider};
 use crate::service::checks::{recheck_within, RecheckError};
 use crate::store::audit::Actor;
-use crate::store::requests::DropRequest;
-use crate::store::secrets;
-use axum::response::Response;
+use crate::store::requests::{self, DropRequest};
+use crate::store::secrets::{self, SecretMeta};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use chrono::Utc;
+use uuid::Uuid;
 
 /// How long after a submission the receipt's "check again" button works.
 const RECHECK_WINDOW: chrono::Duration = chrono::Duration::hours(1);
@@ -180,4 +188,107 @@ fn describe(provider: &Provider, check: &CheckResult) -> (&'static str, &'static
             ),
         ),
     }
+}
+
+/// The page for a receipt this browser did not submit (or an unknown one):
+/// it gives nothing away about whether the reference exists.
+fn not_yours() -> Response {
+    let mut resp = ErrorPage {
+        title: "This receipt opens only where it was sent from",
+        message: "A receipt can be reopened only in the browser that sent the credential.",
+        hint: "If you sent a credential, it arrived as the receipt said; keep its reference if you want to ask us about it.",
+    }
+    .into_response();
+    *resp.status_mut() = StatusCode::NOT_FOUND;
+    resp
+}
+
+/// The submitting browser's view of secret `raw_id`, with its link and provider.
+async fn own_receipt(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw_id: &str,
+) -> Result<Option<(SecretMeta, DropRequest, &'static Provider)>, PageError> {
+    let Ok(id) = Uuid::parse_str(raw_id) else {
+        return Ok(None);
+    };
+    let Some(hash) = state.csrf.browser_hash(headers) else {
+        return Ok(None);
+    };
+    if !secrets::submitted_by(&state.db, id, &hash).await? {
+        return Ok(None);
+    }
+    let Some(meta) = secrets::get(&state.db, id).await? else {
+        return Ok(None);
+    };
+    let Some(link) = requests::get(&state.db, meta.request_id).await? else {
+        return Ok(None);
+    };
+    let provider = provider_of(&link)?;
+    Ok(Some((meta, link, provider)))
+}
+
+/// `GET /r/{id}`: the receipt a successful submission redirects to. Only the
+/// browser that submitted (its form cookie) can open it, and the page never
+/// contains the link's token, so it can be reloaded and bookmarked safely.
+pub(super) async fn show(
+    State(state): State<AppState>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let Some((meta, link, provider)) = own_receipt(&state, &headers, &raw_id).await? else {
+        return Ok(not_yours());
+    };
+    let check: CheckResult = serde_json::from_value(meta.check_result.clone())
+        .map_err(|e| anyhow::anyhow!("stored check result of {} is unreadable: {e}", meta.id))?;
+    let (nonce, _) = state.csrf.nonce(&headers);
+    Ok(receipt(
+        &state,
+        &link,
+        provider,
+        &meta.id,
+        &Fingerprint {
+            kind: FingerprintKind::parse(&meta.fingerprint_kind),
+            text: meta.fingerprint.clone(),
+        },
+        secrets::secret_length(&state.db, meta.id).await?,
+        meta.created_at,
+        &check,
+        &nonce,
+    ))
+}
+
+/// `POST /r/{id}`: the receipt's "check again" button; then back to the
+/// receipt (`303`), which shows the new result.
+pub(super) async fn check_again_here(
+    State(state): State<AppState>,
+    Extension(ip): Extension<ClientIp>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    if check_origin(&headers, &state.config.public_origin()).is_err() {
+        return Err(PageError::Forbidden(
+            "This form was sent from another website, so we did not accept it.",
+        ));
+    }
+    let Some((meta, link, provider)) = own_receipt(&state, &headers, &raw_id).await? else {
+        return Ok(not_yours());
+    };
+    let form = Form::parse(&body)
+        .map_err(|e| PageError::BadRequest(format!("The form could not be read: {e}.")))?;
+    if state
+        .csrf
+        .verify(&headers, link.id, form.get("csrf_token"))
+        .is_err()
+        || form.get("reference") != Some(raw_id.as_str())
+    {
+        return Err(PageError::Forbidden(
+            "Your form session expired or could not be confirmed, so we did not accept it.",
+        ));
+    }
+    let actor = Actor::public(Some(ip.0.to_string()));
+    let (nonce, _) = state.csrf.nonce(&headers);
+    check_again(&state, &actor, &link, provider, &form, &nonce).await?;
+    Ok(super::see_receipt(meta.id))
 }

@@ -1,7 +1,9 @@
 //! `POST /d/{token}`: validate, check with the provider, store, answer a receipt.
 
-use super::receipt::{check_again, receipt};
-use super::{drop_page, field_view, find_link, gone_unless_pending, provider_of, reject};
+use super::receipt::check_again;
+use super::{
+    drop_page, field_view, find_link, gone_unless_pending, provider_of, reject, see_receipt,
+};
 use crate::domain::text::{self, TextError};
 use crate::domain::Email;
 use crate::http::client_ip::ClientIp;
@@ -14,6 +16,7 @@ use crate::providers::{CheckStatus, Provider};
 use crate::service::submission::{self, Submission, SubmitError};
 use crate::store::audit::Actor;
 use crate::store::requests::LinkState;
+use crate::store::secrets;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -112,6 +115,18 @@ pub(super) async fn submit(
     if form.get("recheck").is_some() {
         return check_again(&state, &actor, &link, provider, &form, &nonce).await;
     }
+    // A repeat of a form that was already stored (double-click, refresh, retry)
+    // answers that receipt before anything else, even once the link is used up.
+    let submission_id =
+        state
+            .csrf
+            .verify_submission_id(&headers, link.id, form.get("submission_id"));
+    if let Some(sid) = &submission_id {
+        if let Some(first) = secrets::find_by_submission(&state.db, link.id, &sid.id).await? {
+            return Ok(see_receipt(first));
+        }
+    }
+    let browser_hash = state.csrf.browser_hash(&headers);
     gone_unless_pending(link.state(Utc::now()), link.use_count > 0)?;
 
     let Validated {
@@ -202,6 +217,8 @@ pub(super) async fn submit(
         submitter_name: name,
         submitter_email: &email,
         fields,
+        submission_id: submission_id.as_ref().map(|s| s.id.as_str()),
+        browser_hash: browser_hash.as_deref(),
     };
     let stored = match submission::store(
         &state.db,
@@ -216,6 +233,7 @@ pub(super) async fn submit(
     .await
     {
         Ok(s) => s,
+        Err(SubmitError::Repeat(first)) => return Ok(see_receipt(first)),
         Err(SubmitError::LinkGone(s)) => {
             let submitted = link.use_count > 0 || s == LinkState::Used;
             return Err(gone_unless_pending(s, submitted)
@@ -226,17 +244,7 @@ pub(super) async fn submit(
         Err(e @ SubmitError::Crypto(_)) => return Err(anyhow::Error::new(e).into()),
     };
     tracing::info!(secret_id = %stored.id, link_id = %link.id, provider = provider.id, "credential received");
-    Ok(receipt(
-        &state,
-        &link,
-        provider,
-        &stored.id,
-        &stored.fingerprint,
-        stored.secret_length,
-        stored.created_at,
-        &check,
-        &nonce,
-    ))
+    Ok(see_receipt(stored.id))
 }
 
 /// A drop form after validation: every problem at once, with the views to
