@@ -165,6 +165,7 @@ fn providers(as_json: bool) {
                     "id": p.id, "name": p.name, "credential": p.credential,
                     "fields": p.fields.iter().map(|f| json!({"name": f.name, "label": f.label, "secret": f.secret, "required": f.required})).collect::<Vec<_>>(),
                     "permissions": p.permissions,
+                    "upstreams": p.upstreams.iter().map(|u| u.env).collect::<Vec<_>>(),
                 })
             })
             .collect();

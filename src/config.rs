@@ -454,9 +454,16 @@ mod tests {
     #[test]
     fn provider_upstreams_check_timeout_and_egress_ips_are_read() {
         let c = cfg(&[("DATABASE_URL", "x")]).unwrap();
+        let url = |c: &Config, k: &str| {
+            c.upstreams
+                .all()
+                .into_iter()
+                .find(|(name, _)| *name == k)
+                .and_then(|(_, u)| u.map(|u| u.to_string()))
+        };
         assert_eq!(
-            c.upstreams.greenhouse_auth.as_str(),
-            "https://auth.greenhouse.io/"
+            url(&c, "KEYDROP_GREENHOUSE_AUTH_URL").as_deref(),
+            Some("https://auth.greenhouse.io/")
         );
         assert_eq!(c.check_timeout.as_secs(), 10);
         let c = cfg(&[
@@ -466,7 +473,10 @@ mod tests {
             ("KEYDROP_EGRESS_IPS", "203.0.113.7, 198.51.100.0/24"),
         ])
         .unwrap();
-        assert_eq!(c.upstreams.lever.as_str(), "http://127.0.0.1:9999/");
+        assert_eq!(
+            url(&c, "KEYDROP_LEVER_BASE_URL").as_deref(),
+            Some("http://127.0.0.1:9999/")
+        );
         assert_eq!(c.check_timeout.as_secs(), 3);
         assert_eq!(c.egress_ips, ["203.0.113.7", "198.51.100.0/24"]);
         assert!(cfg(&[("DATABASE_URL", "x"), ("KEYDROP_EGRESS_IPS", "nope")]).is_err());

@@ -45,6 +45,8 @@ pub struct FieldView {
     pub secret: bool,
     /// A text area: the value may span lines.
     pub multiline: bool,
+    /// Fixed values (value, label) shown as a drop-down; empty for text inputs.
+    pub choices: &'static [(&'static str, &'static str)],
     pub required: bool,
     pub value: String,
     pub error: Option<String>,

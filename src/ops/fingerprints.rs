@@ -135,11 +135,13 @@ fn recompute(
     )?;
     let fields: BTreeMap<String, Zeroizing<String>> = serde_json::from_slice(&plaintext)
         .map_err(|_| anyhow::anyhow!("the opened envelope is not a JSON object of strings"))?;
-    Ok(Some(match fields.get(provider.fingerprint_field) {
-        Some(v) => fingerprinter.fingerprint(v),
-        None => Fingerprint {
-            kind: FingerprintKind::None,
-            text: String::new(),
+    Ok(Some(
+        match fields.get(provider.fingerprint_field.as_str()) {
+            Some(v) => fingerprinter.fingerprint(v),
+            None => Fingerprint {
+                kind: FingerprintKind::None,
+                text: String::new(),
+            },
         },
-    }))
+    ))
 }

@@ -34,6 +34,11 @@ pub struct CheckResult {
     pub missing: Vec<String>,
     pub checked_at: Option<DateTime<Utc>>,
     pub detail: String,
+    /// The form field an `invalid` result is about (shown beside it on the
+    /// re-rendered form). Decided by the provider's check, never guessed
+    /// from the wording of `detail`; not stored.
+    #[serde(skip)]
+    pub field: Option<super::FieldName>,
 }
 
 impl CheckResult {
@@ -44,6 +49,7 @@ impl CheckResult {
             missing: Vec::new(),
             checked_at: Some(Utc::now()),
             detail: detail.into(),
+            field: None,
         }
     }
 }

@@ -1,15 +1,47 @@
-//! The provider catalog: every credential Keydrop can receive, described as data.
+//! The provider catalog: every credential Keydrop can receive, one module per
+//! provider (`greenhouse.rs`, `lever.rs`, …). Each module holds its catalog
+//! entry (what the drop page shows: steps, permissions as the provider's UI
+//! names them, fields) and its live check (which calls prove what, and what
+//! each status and body means), with the source of every fact in a comment
+//! beside it. The checks share one probe engine ([`engine`]): deadline,
+//! concurrency, retries, redirect policy and size caps live there once.
 //!
-//! Each [`Provider`] entry says what the drop page shows (name, steps, fields) and
-//! how a submission is validated and fingerprinted. Adding a provider is one new
-//! entry in [`catalog::PROVIDERS`].
+//! Adding a provider is one new module plus one line in [`PROVIDERS`].
 
-mod catalog;
+mod ashby;
+mod bamboohr;
 mod check;
+pub mod engine;
+mod generic;
+mod greenhouse;
+mod greenhouse_legacy;
+mod hibob;
+mod lever;
 pub mod live;
+mod personio;
+mod rippling;
+mod smartrecruiters;
+mod workable;
+mod workday;
 
-pub use catalog::PROVIDERS;
 pub use check::{CheckResult, CheckStatus};
+pub use live::Upstreams;
+
+/// Every provider a drop link can ask for, in the order staff see them.
+pub static PROVIDERS: &[&Provider] = &[
+    &greenhouse::PROVIDER,
+    &greenhouse_legacy::PROVIDER,
+    &lever::PROVIDER,
+    &ashby::PROVIDER,
+    &bamboohr::PROVIDER,
+    &workday::PROVIDER,
+    &hibob::PROVIDER,
+    &personio::PROVIDER,
+    &workable::PROVIDER,
+    &smartrecruiters::PROVIDER,
+    &rippling::PROVIDER,
+    &generic::PROVIDER,
+];
 
 /// One kind of credential a drop link can ask for.
 #[derive(Debug)]
@@ -18,39 +50,68 @@ pub struct Provider {
     pub id: &'static str,
     /// Human name shown to the customer admin ("Greenhouse Harvest API v3").
     pub name: &'static str,
+    /// The provider's name in sentences ("Greenhouse").
+    pub short_name: &'static str,
     /// One line describing the credential ("OAuth client credentials").
     pub credential: &'static str,
     /// A warning shown above the steps, when the provider needs one.
     pub notice: Option<&'static str>,
     /// Step-by-step instructions for creating the credential, in order.
     pub steps: &'static [&'static str],
+    /// The sentence above the permission list: how this provider grants them
+    /// ("Under Manage scopes, tick exactly these…"; BambooHR has nothing to tick).
+    pub grant: &'static str,
     /// Permissions the integration needs, as the provider's UI names them.
-    pub permissions: &'static [&'static str],
+    pub permissions: &'static [Permission],
     /// The form fields, in display order.
     pub fields: &'static [Field],
-    /// Name of the main secret field, which gives the fingerprint (`crypto::fingerprint`).
-    pub fingerprint_field: &'static str,
-    /// How a submitted credential is checked against the provider.
-    pub check: Check,
+    /// The main secret: the field whose value gives the fingerprint (`crypto::fingerprint`).
+    pub fingerprint_field: FieldName,
     /// What to do in the provider's UI when permissions are missing.
     pub fix_steps: &'static [&'static str],
+    /// The base URLs this provider's check calls, each overridable.
+    pub upstreams: &'static [&'static Upstream],
+    /// The live check; `None` where no automatic check exists.
+    pub check: Option<CheckFn>,
 }
 
-/// The live check a provider's credential gets (see [`live`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Check {
-    /// Harvest v3: OAuth client credentials, then one probe per resource.
-    GreenhouseV3,
-    /// Harvest v1: Basic auth with the key, one probe per resource.
-    GreenhouseV1,
-    /// Lever: Basic auth with the key, one probe per endpoint.
-    Lever,
-    /// Ashby: `apiKey.info`, then one probe per endpoint.
-    Ashby,
-    /// BambooHR: the employee directory of the company domain.
-    BambooHr,
-    /// No automatic check exists (generic secrets).
-    None,
+/// A provider's live check: reads the fields from the context, calls the
+/// provider through the engine, and says what it found.
+pub type CheckFn = for<'a> fn(&'a engine::Ctx<'a>) -> BoxCheck<'a>;
+
+/// The future a [`CheckFn`] returns.
+pub type BoxCheck<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = CheckResult> + Send + 'a>>;
+
+/// One permission the integration needs.
+#[derive(Debug, serde::Serialize)]
+pub struct Permission {
+    /// As the provider's UI shows it ("Candidates → List candidates").
+    pub label: &'static str,
+    /// The API call that needs it ("GET /v3/candidates"), for staff and probes.
+    pub api: &'static str,
+}
+
+/// A provider base URL and the variable that overrides it.
+#[derive(Debug)]
+pub struct Upstream {
+    /// `KEYDROP_<PROVIDER>_BASE_URL`.
+    pub env: &'static str,
+    /// The production base; `None` where the host comes from the customer
+    /// (BambooHR company, Workday host, Workable subdomain). An override then
+    /// replaces scheme and host and keeps the documented path.
+    pub default: Option<&'static str>,
+}
+
+/// The name of a form field, as a check refers to it when it reports which
+/// field a rejection is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FieldName(pub &'static str);
+
+impl FieldName {
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
 }
 
 /// One input on the drop form.
@@ -77,8 +138,18 @@ pub enum FieldKind {
     Token,
     /// Digits only (e.g. a Greenhouse user id).
     Numeric,
-    /// A DNS label such as a BambooHR company subdomain: letters, digits, `-`.
-    Subdomain,
+    /// One DNS label that becomes part of a host name (a BambooHR company
+    /// domain, a Workable subdomain): `[a-z0-9-]` only, not at either end,
+    /// so it can never change the host beyond `<label><suffix>`. The suffix
+    /// (".bamboohr.com") words the error message.
+    Subdomain(&'static str),
+    /// A full host name under one of the given domains (a Workday services
+    /// host): dot-separated `[a-z0-9-]` labels, no scheme, port or path.
+    Host(&'static [&'static str]),
+    /// A name that goes into a URL path (a Workday tenant): letters, digits, `_`, `-`.
+    Slug,
+    /// One of a fixed set of values, shown as a drop-down (value, label).
+    Choice(&'static [(&'static str, &'static str)]),
     /// A secret kept exactly as sent: it may span lines (a private key,
     /// service-account JSON) and begin or end with spaces. Shown as a
     /// multi-line text area; only control characters other than line breaks
@@ -88,7 +159,23 @@ pub enum FieldKind {
 
 /// Looks a provider up by its id.
 pub fn find(id: &str) -> Option<&'static Provider> {
-    PROVIDERS.iter().find(|p| p.id == id)
+    PROVIDERS.iter().find(|p| p.id == id).copied()
+}
+
+impl Provider {
+    /// The form field called `name`.
+    pub fn field(&self, name: FieldName) -> Option<&'static Field> {
+        self.fields.iter().find(|f| f.name == name.0)
+    }
+}
+
+fn is_label(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 63
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !v.starts_with('-')
+        && !v.ends_with('-')
 }
 
 impl Field {
@@ -143,22 +230,31 @@ impl Field {
             FieldKind::Text => !v.chars().any(char::is_control),
             FieldKind::Token => v.bytes().all(|b| b.is_ascii_graphic()),
             FieldKind::Numeric => v.bytes().all(|b| b.is_ascii_digit()),
-            FieldKind::Subdomain => {
-                v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !v.starts_with('-')
-                    && !v.ends_with('-')
+            FieldKind::Subdomain(_) => is_label(v),
+            FieldKind::Host(domains) => {
+                v.split('.').all(is_label)
+                    && domains.iter().any(|d| {
+                        v.len() > d.len() && v.ends_with(d) && v[..v.len() - d.len()].ends_with('.')
+                    })
             }
+            FieldKind::Slug => v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+            FieldKind::Choice(choices) => choices.iter().any(|(c, _)| *c == v),
             FieldKind::Verbatim => v
                 .chars()
                 .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t')),
         };
         if !ok {
             let why = match self.kind {
-                FieldKind::Text => "must not contain line breaks or control characters",
-                FieldKind::Token => "should contain no spaces or special characters; copy it again from the provider",
-                FieldKind::Numeric => "must be a number",
-                FieldKind::Subdomain => "should be only the part before .bamboohr.com, e.g. acme",
-                FieldKind::Verbatim => "must not contain control characters other than line breaks and tabs",
+                FieldKind::Text => "must not contain line breaks or control characters".to_owned(),
+                FieldKind::Token => "should contain no spaces or special characters; copy it again from the provider".to_owned(),
+                FieldKind::Numeric => "must be a number".to_owned(),
+                FieldKind::Subdomain(suffix) => format!("should be only the part before {suffix}, in lowercase letters, digits and hyphens (for example acme)"),
+                FieldKind::Host(domains) => format!("should be only the host name, ending in {}, without https:// or a path", domains.join(" or ")),
+                FieldKind::Slug => "should contain only letters, digits, _ and -".to_owned(),
+                FieldKind::Choice(choices) => format!("must be one of: {}", choices.iter().map(|(_, l)| *l).collect::<Vec<_>>().join(", ")),
+                FieldKind::Verbatim => "must not contain control characters other than line breaks and tabs".to_owned(),
             };
             return Err(format!("The {label} {why}."));
         }
@@ -191,24 +287,95 @@ mod tests {
             ("lever", &["api_key"]),
             ("ashby", &["api_key"]),
             ("bamboohr", &["company_domain", "api_key"]),
+            (
+                "workday",
+                &[
+                    "host",
+                    "tenant",
+                    "client_id",
+                    "client_secret",
+                    "refresh_token",
+                ],
+            ),
+            ("hibob", &["service_user_id", "service_user_token"]),
+            ("personio", &["client_id", "client_secret"]),
+            ("workable", &["subdomain", "api_token"]),
+            ("smartrecruiters", &["api_key"]),
+            ("rippling", &["api_token"]),
             ("generic", &["label", "secret"]),
         ];
         for (id, fields) in expect {
             let p = find(id).unwrap_or_else(|| panic!("{id} missing"));
             let names: Vec<_> = p.fields.iter().map(|f| f.name).collect();
-            assert_eq!(&names, fields, "{id}");
+            if p.id == "lever" {
+                // The contract's api_key, plus the region the key belongs to.
+                assert_eq!(names, ["api_key", "region"]);
+            } else {
+                assert_eq!(&names, fields, "{id}");
+            }
             let fp = p
                 .fields
                 .iter()
-                .find(|f| f.name == p.fingerprint_field)
+                .find(|f| f.name == p.fingerprint_field.as_str())
                 .unwrap();
             assert!(
                 fp.secret && fp.required,
                 "{id} fingerprints a required secret"
             );
             assert!(!p.steps.is_empty());
+            assert_eq!(p.check.is_some(), *id != "generic", "{id}");
+            for u in p.upstreams {
+                assert!(
+                    u.env.starts_with("KEYDROP_") && u.env.ends_with("_URL"),
+                    "{}",
+                    u.env
+                );
+            }
         }
         assert_eq!(PROVIDERS.len(), expect.len());
+    }
+
+    #[test]
+    fn host_parts_from_the_customer_cannot_change_the_host() {
+        let bamboo = find("bamboohr").unwrap();
+        let domain = bamboo.field(FieldName("company_domain")).unwrap();
+        for bad in [
+            "acme.bamboohr.com",
+            "evil.com/x",
+            "acme@evil",
+            "acme:443",
+            "-acme",
+            "Acme",
+            "ac me",
+            "a/../b",
+        ] {
+            assert!(domain.validate(Some(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(domain.validate(Some("acme-eu2")).unwrap(), Some("acme-eu2"));
+        let workday = find("workday").unwrap();
+        let host = workday.field(FieldName("host")).unwrap();
+        assert_eq!(
+            host.validate(Some("wd5-services1.myworkday.com")).unwrap(),
+            Some("wd5-services1.myworkday.com")
+        );
+        for bad in [
+            "https://wd5-services1.myworkday.com",
+            "wd5-services1.myworkday.com/ccx",
+            "evil.com",
+            "myworkday.com",
+            "evilmyworkday.com",
+            "wd5.myworkday.com.evil.com",
+            "wd5.myworkday.com:8443",
+            "x@wd5.myworkday.com",
+        ] {
+            assert!(host.validate(Some(bad)).is_err(), "{bad}");
+        }
+        let tenant = workday.field(FieldName("tenant")).unwrap();
+        assert!(tenant.validate(Some("acme_dpt1")).is_ok());
+        assert!(tenant.validate(Some("acme/../x")).is_err());
+        let region = find("lever").unwrap().field(FieldName("region")).unwrap();
+        assert_eq!(region.validate(Some("eu")).unwrap(), Some("eu"));
+        assert!(region.validate(Some("api.eu.lever.co")).is_err());
     }
 
     #[test]
@@ -234,7 +401,8 @@ mod tests {
         assert_eq!(user.validate(Some("")).unwrap(), None);
         assert!(user.validate(Some("12a")).is_err());
         let domain = &find("bamboohr").unwrap().fields[0];
-        assert!(domain.validate(Some("acme.bamboohr.com")).is_err());
+        let err = domain.validate(Some("acme.bamboohr.com")).unwrap_err();
+        assert!(err.contains("before .bamboohr.com"), "{err}");
         assert_eq!(domain.validate(Some("acme")).unwrap(), Some("acme"));
     }
 
@@ -299,7 +467,10 @@ mod proptests {
                         FieldKind::Text => !ok.chars().any(char::is_control),
                         FieldKind::Token => ok.bytes().all(|b| b.is_ascii_graphic()),
                         FieldKind::Numeric => ok.bytes().all(|b| b.is_ascii_digit()),
-                        FieldKind::Subdomain => ok.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'),
+                        FieldKind::Subdomain(_) => ok.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                        FieldKind::Host(_) => ok.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'),
+                        FieldKind::Slug => ok.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+                        FieldKind::Choice(c) => c.iter().any(|(v, _)| *v == ok),
                         FieldKind::Verbatim => ok.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t')),
                     };
                     prop_assert!(kind_ok);

@@ -88,7 +88,7 @@ pub async fn store(
     // Never more of the secret than the fingerprint rule allows (crypto::fingerprint).
     let fingerprint = sub
         .fields
-        .get(provider.fingerprint_field)
+        .get(provider.fingerprint_field.as_str())
         .map(|v| fingerprinter.fingerprint(v))
         .unwrap_or(Fingerprint {
             kind: FingerprintKind::None,
@@ -96,7 +96,7 @@ pub async fn store(
         });
     let secret_length = sub
         .fields
-        .get(provider.fingerprint_field)
+        .get(provider.fingerprint_field.as_str())
         .map(|v| i32::try_from(v.chars().count()).unwrap_or(i32::MAX));
     let envelope = crypto::seal(
         keyring,

@@ -290,7 +290,7 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
     )
     .await;
     assert!(
-        receipt.contains("<code>offers</code>"),
+        receipt.contains("<code>Offers → List offers</code>"),
         "the live check ran"
     );
     let id = crate::helpers::reference_from(&receipt);

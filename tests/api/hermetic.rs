@@ -17,6 +17,7 @@ fn every_provider_upstream_in_the_default_test_configuration_is_a_closed_loopbac
     let upstreams = config.upstreams.all();
     assert!(upstreams.len() >= 5, "{upstreams:?}");
     for (var, url) in upstreams {
+        let url = url.unwrap_or_else(|| panic!("{var} is left at the customer's production host"));
         assert_eq!(url.as_str(), format!("{CLOSED_UPSTREAM}/"), "{var}");
     }
 }
@@ -48,7 +49,11 @@ fn the_production_defaults_would_be_caught_by_the_guard() {
     let remote = std::panic::catch_unwind(|| assert_config_loopback_only(&config));
     assert!(remote.is_err());
     for (var, url) in config.upstreams.all() {
-        assert!(names_remote_host(url.as_str()), "{var} default is {url}");
+        // None: the customer's own production host (BambooHR, Workday, Workable).
+        assert!(
+            url.is_none_or(|u| names_remote_host(u.as_str())),
+            "{var} default is {url:?}"
+        );
     }
 }
 

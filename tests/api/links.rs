@@ -58,7 +58,7 @@ async fn invalid_link_requests_get_clear_json_errors(db: PgPool) {
     let app = spawn_app(db).await;
     let cases = [
         (
-            json!({"organization": "A", "provider": "workday"}),
+            json!({"organization": "A", "provider": "oracle-taleo"}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown provider",
         ),

@@ -21,6 +21,7 @@ mod operations;
 mod operator;
 mod ops_support;
 mod processes;
+mod providers;
 mod resubmission;
 mod retention;
 mod rotation;

@@ -71,7 +71,8 @@ async fn a_customer_admin_reads_the_steps_submits_and_sees_a_verified_receipt(db
     assert!(b.text(".steps").await.contains("Dev Center"));
     let perms = b.text(".checklist").await;
     assert!(
-        perms.contains("candidates") && perms.contains("user_roles"),
+        perms.contains("Candidates → List candidates")
+            && perms.contains("User roles → List user roles"),
         "{perms}"
     );
     b.assert_clean_console("drop page", None).await;
@@ -309,7 +310,9 @@ async fn missing_permissions_are_listed_and_check_again_turns_the_receipt_verifi
     assert_eq!(b.text(".check h2").await, "Some permissions are missing");
     let listed = b.text(".check .checklist").await;
     assert!(
-        listed.contains("offers") && listed.contains("eeoc") && !listed.contains("jobs"),
+        listed.contains("Offers → List offers")
+            && listed.contains("EEOC → List EEOC")
+            && !listed.contains("List jobs"),
         "{listed}"
     );
     b.assert_clean_console("receipt with missing permissions", None)
@@ -377,4 +380,33 @@ async fn unknown_revoked_and_expired_links_show_helpful_pages(db: PgPool) {
     b.assert_clean_console("expired link", Some(410)).await;
     b.screenshot("link-expired").await;
     b.close().await;
+}
+
+#[sqlx::test]
+async fn every_providers_drop_page_shows_its_steps_permissions_and_fields(db: PgPool) {
+    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
+        return;
+    };
+    for provider in keydrop::providers::PROVIDERS {
+        let (_, link) = app.create_link(provider.id).await;
+        b.goto(&link).await;
+        let steps = b.text(".steps").await;
+        for step in provider.steps.iter().take(2) {
+            // The first words of each step, as the provider's UI names things.
+            let start: String = step.chars().take(30).collect();
+            assert!(steps.contains(start.trim()), "{}: {start}", provider.id);
+        }
+        if !provider.permissions.is_empty() {
+            let listed = b.text(".checklist").await;
+            for p in provider.permissions {
+                assert!(listed.contains(p.label), "{}: {}", provider.id, p.label);
+            }
+        }
+        for f in provider.fields {
+            b.find(&format!("#{}", f.name)).await;
+        }
+        b.assert_clean_console(provider.id, None).await;
+        let shot = b.screenshot(&format!("drop-page-{}", provider.id)).await;
+        assert!(shot.exists(), "{}", shot.display());
+    }
 }

@@ -9,8 +9,8 @@
 mod driver;
 mod drop_pages;
 mod exact;
-#[allow(dead_code)] // the browser tests use only part of the API fakes
-#[path = "../api/fakes.rs"]
+#[allow(dead_code, unused_imports)] // the browser tests use only part of the API fakes
+#[path = "../api/fakes/mod.rs"]
 mod fakes;
 #[allow(dead_code)] // ... and of the API test helpers
 #[path = "../api/helpers.rs"]

@@ -301,6 +301,10 @@ pub(super) fn field_view(
         help: f.help,
         secret: f.secret,
         multiline: f.multiline(),
+        choices: match f.kind {
+            providers::FieldKind::Choice(c) => c,
+            _ => &[],
+        },
         required: f.required,
         // Secret values are never sent back to the browser.
         value: if f.secret {

@@ -8,7 +8,7 @@ use crate::http::error::PageError;
 use crate::http::form::Form;
 use crate::http::pages::{render, ErrorPage, ReceiptPage};
 use crate::http::AppState;
-use crate::providers::{thousands, Check, CheckResult, CheckStatus, Provider};
+use crate::providers::{thousands, CheckResult, CheckStatus, Provider};
 use crate::service::checks::{recheck_within, RecheckError};
 use crate::store::audit::Actor;
 use crate::store::requests::{self, DropRequest};
@@ -114,7 +114,7 @@ pub(super) fn receipt(
     nonce: &str,
 ) -> Response {
     let (check_class, check_title, check_message) = describe(provider, check);
-    let can_recheck = provider.check != Check::None
+    let can_recheck = provider.check.is_some()
         && matches!(
             check.status,
             CheckStatus::MissingPermissions | CheckStatus::Unverified
@@ -174,7 +174,7 @@ fn describe(provider: &Provider, check: &CheckResult) -> (&'static str, &'static
             "The credential works, but it lacks the permissions listed below. Add them to the same credential; you do not need to submit it again.".into(),
         ),
         CheckStatus::Invalid => ("invalid", "The credential was rejected", check.detail.clone()),
-        CheckStatus::Unverified if provider.check == Check::None => (
+        CheckStatus::Unverified if provider.check.is_none() => (
             "unverified",
             "Received",
             "This kind of secret cannot be tested automatically. Our team will check it and contact you if anything is wrong.".into(),

@@ -178,7 +178,7 @@ pub(super) async fn submit(
     // Ask the provider before storing: a rejected credential is not kept.
     let check = state.checker.check(provider, &fields).await;
     // `link_id`, not `request_id`: that name is the HTTP request's id in the span.
-    if provider.check == crate::providers::Check::None {
+    if provider.check.is_none() {
         tracing::info!(link_id = %link.id, provider = provider.id, check = "none", "no live check for this provider");
     } else {
         tracing::info!(link_id = %link.id, provider = provider.id, status = %check.status.as_str(), "live check finished");
@@ -192,11 +192,8 @@ pub(super) async fn submit(
             json!({ "detail": check.detail }),
         )
         .await?;
-        let target = if check.detail.contains("company domain") {
-            "company_domain"
-        } else {
-            provider.fingerprint_field
-        };
+        // The check says which field it is about; the fingerprinted secret otherwise.
+        let target = check.field.unwrap_or(provider.fingerprint_field).as_str();
         let views = views
             .into_iter()
             .map(|mut v| {
