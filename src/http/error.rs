@@ -163,6 +163,8 @@ pub enum PageError {
     /// page was open for longer than the cookie lives). Filling the form in
     /// again cannot help until the browser keeps the cookie, so say so.
     CookiesBlocked,
+    /// A body over the public listener's limit.
+    TooLarge,
     BadRequest(String),
     /// Too many failed lookups from this client; retry after this many seconds.
     TooMany(u64),
@@ -224,6 +226,12 @@ impl IntoResponse for PageError {
                 "Please allow cookies for this site",
                 "Your browser did not send back the cookie this form needs, so we could not confirm that the form came from this page. Nothing was stored.".to_owned(),
                 "If your browser blocks cookies, allow cookies for this site (we set one, only to protect this form; it does not track you), then open the link again and fill in the form.",
+            ),
+            Self::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "That was too much text",
+                "The form was larger than any credential we expect.".to_owned(),
+                "Nothing was stored. Go back and paste only the credential itself.",
             ),
             Self::BadRequest(why) => (StatusCode::BAD_REQUEST, "That request could not be read", why, "Nothing was stored."),
             Self::Unavailable => (

@@ -650,3 +650,38 @@ async fn the_generic_page_says_credential_once_and_isolates_the_organization(db:
         .unwrap();
     assert!(page.contains("<h1>Share your Lever"), "{page}");
 }
+
+#[sqlx::test]
+async fn an_oversized_check_again_answers_the_html_error_page(db: PgPool) {
+    let app = spawn_app(db).await;
+    let (_, link) = app.create_link("lever").await;
+    let resp = app
+        .open_and_submit(
+            &link,
+            &[
+                ("submitter_name", "A"),
+                ("submitter_email", "a@b.co"),
+                ("api_key", "k-oversized-recheck"),
+            ],
+        )
+        .await;
+    assert!(resp.status().is_redirection() || resp.status().is_success());
+    let id: String = sqlx::query_scalar("SELECT id::text FROM secrets")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let resp = app
+        .browser
+        .post(format!("{}/r/{id}", app.public))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("reference={id}&pad={}", "x".repeat(70 * 1024)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(resp.text().await.unwrap().contains("too much text"));
+}

@@ -14,6 +14,7 @@ use crate::store::audit::Actor;
 use crate::store::requests::{self, DropRequest};
 use crate::store::secrets::{self, SecretMeta};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -265,8 +266,17 @@ pub(super) async fn check_again_here(
     Extension(ip): Extension<ClientIp>,
     Path(raw_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, PageError> {
+    // An unreadable body is answered with the HTML error page, never axum's
+    // plain-text rejection.
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            PageError::TooLarge
+        } else {
+            PageError::BadRequest("The form could not be read.".into())
+        }
+    })?;
     if check_origin(&headers, &state.config.public_origin()).is_err() {
         return Err(PageError::Forbidden(
             "This form was sent from another website, so we did not accept it.",
