@@ -71,6 +71,8 @@ pub struct DropPage<'a> {
     pub csrf_token: String,
     /// The form's one-time id (`CsrfKey::submission_id`): makes a repeat harmless.
     pub submission_id: String,
+    /// Replaces the usual heading when the form comes back after a refusal.
+    pub refused_heading: Option<&'static str>,
     pub fields: Vec<FieldView>,
     pub submitter_name: String,
     pub submitter_email: String,

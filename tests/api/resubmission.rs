@@ -152,3 +152,69 @@ async fn a_forged_or_foreign_submission_id_gets_no_receipt(db: PgPool) {
     .unwrap();
     assert_ne!(reference_from(&html), a_ref);
 }
+
+#[sqlx::test]
+async fn a_post_without_the_cookie_gets_the_form_back_with_values_kept_and_then_goes_through(
+    db: PgPool,
+) {
+    let app = spawn_app(db).await;
+    let (_, link) = app.create_link("generic").await;
+    // The form was served to a browser that then lost its cookie (page open too long, cookie cleared).
+    let form = generic_form(&app, &link, "pasted-before-the-cookie-was-gone").await;
+    let cookieless = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = cookieless
+        .post(&link)
+        .form(&borrowed(&form))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("allow cookies") && html.contains("paste the secret again"),
+        "{html}"
+    );
+    assert!(
+        html.contains("value=\"Jane Admin\"") && html.contains("value=\"jane@acme.example.com\"")
+    );
+    assert!(
+        html.contains("value=\"Payroll export\""),
+        "the label is kept"
+    );
+    assert!(
+        !html.contains("pasted-before-the-cookie-was-gone"),
+        "the secret is never echoed"
+    );
+    assert_eq!(app.count("secrets").await, 0);
+    // Sending from that page (it set the cookie) goes through.
+    let again = vec![
+        ("csrf_token", hidden(&html, "csrf_token")),
+        ("submission_id", hidden(&html, "submission_id")),
+        ("submitter_name", "Jane Admin".to_owned()),
+        ("submitter_email", "jane@acme.example.com".to_owned()),
+        ("label", "Payroll export".to_owned()),
+        ("secret", "pasted-before-the-cookie-was-gone".to_owned()),
+    ];
+    let resp = cookieless
+        .post(&link)
+        .form(&borrowed(&again))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.count("secrets").await, 1);
+    // A forged token (another page's) also gets the form back, not a dead end.
+    let (_, other) = app.create_link("generic").await;
+    let mut forged = generic_form(&app, &other, "another-secret-value").await;
+    let (_, third) = app.create_link("generic").await;
+    forged[0].1 = generic_form(&app, &third, "x").await[0].1.clone();
+    let resp = app.post_form(&other, &borrowed(&forged)).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("open for a long time") && html.contains("value=\"Jane Admin\""));
+    assert!(!html.contains("another-secret-value"));
+}

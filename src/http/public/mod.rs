@@ -331,6 +331,7 @@ pub(super) fn drop_page<'a>(
         expires_on: link.expires_at.format("%-d %B %Y, %H:%M UTC").to_string(),
         csrf_token: state.csrf.token(link.id, nonce),
         submission_id: state.csrf.submission_id(link.id, nonce, Utc::now()),
+        refused_heading: None,
         fields,
         submitter_name: String::new(),
         submitter_email: String::new(),

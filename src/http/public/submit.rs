@@ -3,6 +3,7 @@
 use super::receipt::check_again;
 use super::{
     drop_page, field_view, find_link, gone_unless_pending, provider_of, reject, see_receipt,
+    with_cookie,
 };
 use crate::domain::text::{self, TextError};
 use crate::domain::Email;
@@ -15,7 +16,7 @@ use crate::http::AppState;
 use crate::providers::{CheckStatus, Provider};
 use crate::service::submission::{self, Submission, SubmitError};
 use crate::store::audit::Actor;
-use crate::store::requests::LinkState;
+use crate::store::requests::{DropRequest, LinkState};
 use crate::store::secrets;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -80,12 +81,6 @@ pub(super) async fn submit(
             "The form must be sent as application/x-www-form-urlencoded.".into(),
         ));
     }
-    if let Err(why) = check_origin(&headers, &state.config.public_origin()) {
-        reject(&state, &actor, &link, "origin", json!({ "why": why })).await?;
-        return Err(PageError::Forbidden(
-            "This form was sent from another website, so we did not accept it.",
-        ));
-    }
     let form = match Form::parse(&body) {
         Ok(f) => f,
         Err(e) => {
@@ -102,8 +97,36 @@ pub(super) async fn submit(
             )));
         }
     };
-    if let Err(why) = state.csrf.verify(&headers, link.id, form.get("csrf_token")) {
-        reject(&state, &actor, &link, "csrf", json!({ "why": why })).await?;
+    // A refused origin or token never throws the typed form away: while the link
+    // can still take the submission, the form comes back (403) with the
+    // non-secret values kept, a fresh token and cookie, and a message asking
+    // to paste the secret again. The secret itself is never echoed.
+    let refused = match check_origin(&headers, &state.config.public_origin()) {
+        Err(why) => Some(("origin", why)),
+        Ok(()) => state
+            .csrf
+            .verify(&headers, link.id, form.get("csrf_token"))
+            .err()
+            .map(|why| ("csrf", why)),
+    };
+    if let Some((reason, why)) = refused {
+        reject(&state, &actor, &link, reason, json!({ "why": why })).await?;
+        let pending = link.state(Utc::now()) == LinkState::Pending;
+        if pending && form.get("recheck").is_none() {
+            let heading = if why == MISSING_COOKIE {
+                "Please allow cookies for this site"
+            } else {
+                "Please paste the secret again"
+            };
+            let message = match (reason, why) {
+                ("origin", _) => "This form arrived as if sent from another website, so for your safety we did not accept it. Check the address bar shows our address, paste the secret again and send.",
+                (_, MISSING_COOKIE) => "Your browser did not send back the cookie this form needs, so for your safety we did not accept it. If your browser blocks cookies, allow cookies for this site (we set one, only to protect this form; it does not track you), then paste the secret again and send.",
+                _ => "This page was open for a long time (or the form was sent from another tab), so for your safety we did not accept it. Paste the secret again and send; the other values are kept.",
+            };
+            return Ok(form_again(
+                &state, &link, provider, &headers, &form, heading, message,
+            ));
+        }
         if why == MISSING_COOKIE {
             return Err(PageError::CookiesBlocked);
         }
@@ -242,6 +265,44 @@ pub(super) async fn submit(
     };
     tracing::info!(secret_id = %stored.id, link_id = %link.id, provider = provider.id, "credential received");
     Ok(see_receipt(stored.id))
+}
+
+/// The drop form again after a refused origin or token (403): typed
+/// non-secret values kept, secret fields empty, `message` at the top, a
+/// fresh token, submission id and cookie.
+#[allow(clippy::too_many_arguments)]
+fn form_again(
+    state: &AppState,
+    link: &DropRequest,
+    provider: &'static Provider,
+    headers: &HeaderMap,
+    form: &Form,
+    heading: &'static str,
+    message: &str,
+) -> Response {
+    let (nonce, _) = state.csrf.nonce(headers);
+    let views = provider
+        .fields
+        .iter()
+        .map(|f| field_view(f, form.get(f.name), None))
+        .collect();
+    let mut page = drop_page(state, link, provider, &nonce, views);
+    page.refused_heading = Some(heading);
+    let kept = |name: &str, max: usize| form.get(name).unwrap_or("").chars().take(max).collect();
+    page.submitter_name = kept("submitter_name", 200);
+    page.submitter_email = kept("submitter_email", 254);
+    let first_secret = provider
+        .fields
+        .iter()
+        .find(|f| f.secret)
+        .map_or("submitter_name", |f| f.name);
+    page.errors = vec![FormError {
+        field: first_secret,
+        message: message.to_owned(),
+    }];
+    let mut resp = with_cookie(state, link, &nonce, render(&page));
+    *resp.status_mut() = StatusCode::FORBIDDEN;
+    resp
 }
 
 /// A drop form after validation: every problem at once, with the views to
