@@ -53,6 +53,8 @@ pub struct Config {
     pub internal_hosts: crate::http::internal_guard::InternalHosts,
     /// Bearer token `/metrics` requires, when set (`KEYDROP_METRICS_TOKEN`).
     pub metrics_token: Option<SecretString>,
+    /// Open connections one client address may hold per listener (`None`: no cap).
+    pub max_connections_per_client: Option<usize>,
 }
 
 /// A per-IP request budget: `count` requests per `per`.
@@ -255,10 +257,27 @@ impl Config {
             ),
         };
         let metrics_token = env("KEYDROP_METRICS_TOKEN").map(SecretString::from);
+        let max_connections_per_client = match env("KEYDROP_MAX_CONNECTIONS_PER_CLIENT") {
+            None => Some(crate::http::server::DEFAULT_MAX_CONNECTIONS_PER_CLIENT),
+            Some(v) if v.trim().eq_ignore_ascii_case("off") => None,
+            Some(v) => Some(
+                v.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=crate::http::server::MAX_CONNECTIONS).contains(n))
+                    .with_context(|| {
+                        format!(
+                            "KEYDROP_MAX_CONNECTIONS_PER_CLIENT={v:?}: give a number from 1 to {}, or off",
+                            crate::http::server::MAX_CONNECTIONS
+                        )
+                    })?,
+            ),
+        };
         Ok(Self {
             allow_missing_keks,
             internal_hosts,
             metrics_token,
+            max_connections_per_client,
             proxies,
             auth_failure_limit,
             upstreams,

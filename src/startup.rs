@@ -142,14 +142,20 @@ impl Application {
             ))
         });
         let mut deadline_rx = rx.clone();
+        let limits = http::server::ConnectionLimits {
+            per_client: config.max_connections_per_client,
+            proxies: config.proxies.clone(),
+        };
         let public = http::server::serve(
             self.public,
             http::public_router(self.state.clone()),
+            limits.clone(),
             stopped(rx.clone()),
         );
         let internal = http::server::serve(
             self.internal,
             http::internal_router(self.state.clone()),
+            limits,
             stopped(rx),
         );
         let signal = tokio::spawn(async move {

@@ -126,7 +126,8 @@ impl Default for ProxyConfig {
 }
 
 impl ProxyConfig {
-    fn is_trusted(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of `KEYDROP_TRUSTED_PROXIES`.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|n| n.contains(ip))
     }
 

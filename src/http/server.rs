@@ -2,10 +2,15 @@
 //!
 //! `axum::serve` offers no header-read deadline, so a handful of clients
 //! dribbling header bytes could hold connections forever. This loop sets one
-//! (hyper's `header_read_timeout`), caps open connections per listener, and
-//! drains in-flight connections on shutdown. TLS is terminated in front of
+//! (hyper's `header_read_timeout`), caps open connections per listener and
+//! per client address (`KEYDROP_MAX_CONNECTIONS_PER_CLIENT`, so one address
+//! cannot hold every slot), and drains in-flight connections on shutdown.
+//! The per-client cap counts TCP peers (IPv6 by network, like the rate
+//! limits); trusted proxies are exempt, since every client behind them shares
+//! their address. TLS is terminated in front of
 //! Keydrop, so plain HTTP/1.1 is all it speaks.
 
+use super::client_ip::{client_key, ProxyConfig};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
@@ -13,10 +18,11 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -29,13 +35,64 @@ pub const MAX_CONNECTIONS: usize = 2048;
 /// Largest request head (request line and headers) accepted.
 const MAX_HEAD_BYTES: usize = 32 * 1024;
 
+/// Open connections one client address may hold, by default.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
+
+/// Who may hold how many connections.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// `None`: no per-client cap.
+    pub per_client: Option<usize>,
+    /// Peers exempt from the per-client cap, and how IPv6 peers are grouped.
+    pub proxies: ProxyConfig,
+}
+
+/// Open connections per client key; entries leave when their count reaches zero.
+#[derive(Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+impl PerClient {
+    fn try_take(self: &Arc<Self>, key: IpAddr, cap: usize) -> Option<ClientSlot> {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(key).or_insert(0);
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            table: self.clone(),
+            key,
+        })
+    }
+}
+
+/// Gives a client's connection slot back when the connection ends.
+struct ClientSlot {
+    table: Arc<PerClient>,
+    key: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for open
 /// connections to finish (the caller bounds that wait).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let per_client = Arc::new(PerClient::default());
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut shutdown = pin!(shutdown);
@@ -56,6 +113,22 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Over its cap, a client's new connection is closed at once (it
+        // keeps the ones it has); the global slot goes back with it.
+        let slot = match limits.per_client {
+            Some(cap) if !limits.proxies.is_trusted(peer.ip()) => {
+                let key = client_key(peer.ip(), limits.proxies.ipv6_prefix);
+                match per_client.try_take(key, cap) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        tracing::debug!(client_ip = %peer.ip(), "per-client connection cap reached; closing");
+                        drop(stream);
+                        continue;
+                    }
+                }
+            }
+            _ => None,
+        };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -74,6 +147,7 @@ pub async fn serve(
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(slot);
             drop(permit);
         });
     }

@@ -559,3 +559,66 @@ async fn every_rotation_batch_commits_with_its_own_audit_event(db: PgPool) {
         .unwrap();
     assert_eq!(under_b, 4);
 }
+
+#[sqlx::test]
+async fn one_client_address_cannot_hold_more_than_its_connection_cap(db: PgPool) {
+    use tokio::io::AsyncReadExt;
+    let config = test_config(&[("KEYDROP_MAX_CONNECTIONS_PER_CLIENT", "5")]);
+    let app = spawn_app_config(db, config).await;
+    let addr: std::net::SocketAddr = app.public.trim_start_matches("http://").parse().unwrap();
+    let connect_from = |ip: &str| {
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(std::net::SocketAddr::new(ip, 0)).unwrap();
+            socket.connect(addr).await.unwrap()
+        }
+    };
+    // Five idle connections from 127.0.0.1 (the server waits for their heads).
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(connect_from("127.0.0.1").await);
+    }
+    // Until the server accepted all five, a sixth could still slip in: wait for
+    // them to count by retrying until one is refused.
+    let mut refused = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !refused {
+        let mut extra = connect_from("127.0.0.1").await;
+        let mut buf = [0u8; 1];
+        // Closed by the server at once: EOF (or a reset) well before the header deadline.
+        refused = matches!(
+            tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf)).await,
+            Ok(Ok(0) | Err(_))
+        );
+    }
+    assert!(
+        refused,
+        "a sixth connection from the same address is closed"
+    );
+    // Another client address is served meanwhile.
+    let other = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let resp = other
+        .get(format!("{}/healthz", app.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Once the first client lets go, it is served again.
+    drop(held);
+    let public = app.public.clone();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let url = format!("{public}/healthz");
+            async move {
+                reqwest::get(&url)
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+        })
+        .await
+    );
+}
