@@ -157,11 +157,14 @@ impl Checker {
         };
         let result = match tokio::time::timeout_at(deadline, check(&ctx)).await {
             Ok(result) => result,
-            Err(_) => engine::unverified(format!(
-                "{} did not answer within {} seconds",
-                provider.short_name,
-                self.timeout.as_secs_f32()
-            )),
+            Err(_) => {
+                let t = self.timeout.as_secs_f32();
+                let unit = if t == 1.0 { "second" } else { "seconds" };
+                engine::unverified(format!(
+                    "{} did not answer within {t} {unit}",
+                    provider.short_name
+                ))
+            }
         };
         crate::metrics::check_result(provider.id, result.status);
         result

@@ -358,7 +358,7 @@ fn system_name(provider: &Provider) -> &'static str {
     if provider.name.to_lowercase().ends_with("credential") {
         "system"
     } else {
-        provider.name
+        provider.short_name
     }
 }
 
