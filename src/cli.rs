@@ -21,6 +21,10 @@ use uuid::Uuid;
     about = "A secure key drop for API credentials"
 )]
 pub struct Cli {
+    /// Who runs the command, as the audit trail records it (`cli:NAME`;
+    /// default: $USER).
+    #[arg(long, global = true, env = "KEYDROP_ACTOR", value_name = "NAME")]
+    pub actor: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -28,6 +32,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Migrate the database, then serve the public and internal listeners.
+    #[command(
+        after_help = "Reads its configuration from the environment: DATABASE_URL \
+        (required, postgres://…), KEYDROP_KEKS or KEYDROP_KEKS_FILE (the KEK ring, first is \
+        active; make a key with `keydrop keygen`), KEYDROP_PUBLIC_URL, KEYDROP_PUBLIC_ADDR, \
+        KEYDROP_INTERNAL_ADDR and the other KEYDROP_* variables listed in the README."
+    )]
     Serve {
         /// Do not apply migrations on start.
         #[arg(long)]
@@ -52,6 +62,7 @@ pub enum Command {
     Audit(crate::chain::cli::AuditCmd),
     /// List the provider catalog.
     Providers {
+        /// Print the catalog as JSON, with fields and permissions.
         #[arg(long)]
         json: bool,
     },
@@ -70,6 +81,7 @@ pub enum Command {
 pub enum TokenCmd {
     /// Create a staff token; prints the token alone (shown only once).
     Create {
+        /// A name for people (who or what uses the token), 1-100 characters.
         #[arg(long)]
         name: String,
         /// Comma-separated: read, request, reveal, admin.
@@ -81,11 +93,15 @@ pub enum TokenCmd {
     },
     /// List staff tokens (never the tokens themselves).
     List {
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Revoke the live token with this name.
-    Revoke { name: String },
+    /// Revoke a live token by name or by id (as `token list --json` shows).
+    Revoke {
+        /// The token's name or id.
+        token: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,17 +110,23 @@ pub enum RequestCmd {
     Create(CreateLink),
     /// List drop links.
     List {
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a drop link by id.
-    Revoke { id: Uuid },
+    /// Revoke a drop link by id or by its URL.
+    Revoke {
+        /// The link's id (printed by `request create`) or the drop link URL itself.
+        link: String,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct CreateLink {
+    /// The customer organization, as shown on the drop page.
     #[arg(long)]
     org: String,
+    /// The provider id (see `keydrop providers`), e.g. greenhouse or generic.
     #[arg(long)]
     provider: String,
     /// Lifetime such as 7d (default: KEYDROP_LINK_TTL, 7d).
@@ -113,8 +135,10 @@ pub struct CreateLink {
     /// How many submissions the link accepts (default 1).
     #[arg(long)]
     max_uses: Option<i64>,
+    /// The customer admin's email address, for staff reference.
     #[arg(long)]
     contact: Option<String>,
+    /// A note shown to the customer on the drop page.
     #[arg(long)]
     note: Option<String>,
     /// Print the created link as JSON instead of the bare URL.
@@ -126,6 +150,13 @@ pub use crate::ops::cli::ExitStatus;
 
 /// Runs a parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(actor) = cli.actor.as_deref() {
+        let actor = actor.trim();
+        if actor.is_empty() || actor.len() > 100 || actor.chars().any(char::is_control) {
+            bail!("--actor must be 1-100 printable characters");
+        }
+        store::audit::set_cli_actor(actor);
+    }
     match cli.command {
         Command::Keygen { id } => keygen(id),
         Command::Providers { json } => {
@@ -282,6 +313,10 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&items)?);
             } else {
+                println!(
+                    "{:<36}  {:<24} {:<8} {:<24} {:<10} {:<10} LAST USED",
+                    "ID", "NAME", "STATE", "SCOPES", "CREATED", "EXPIRES"
+                );
                 for t in all {
                     let state = if t.revoked_at.is_some() {
                         "revoked"
@@ -290,20 +325,31 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
                     } else {
                         "live"
                     };
+                    let day = |d: chrono::DateTime<Utc>| d.format("%Y-%m-%d").to_string();
                     println!(
-                        "{:<24} {:<8} {:<24} last used {}",
+                        "{:<36}  {:<24} {:<8} {:<24} {:<10} {:<10} {}",
+                        t.id,
                         t.name,
                         state,
                         t.scopes.join(","),
+                        day(t.created_at),
+                        t.expires_at.map_or("never".into(), day),
                         t.last_used_at.map_or("never".into(), |d| d.to_rfc3339())
                     );
                 }
             }
         }
-        TokenCmd::Revoke { name } => {
+        TokenCmd::Revoke { token } => {
             let mut tx = db.begin().await?;
-            let Some(id) = tokens::revoke_by_name(&mut *tx, &name).await? else {
-                bail!("no live token named {name:?}");
+            let (id, name) = match Uuid::parse_str(token.trim()) {
+                Ok(id) => match tokens::revoke_by_id(&mut *tx, id).await? {
+                    Some(name) => (id, name),
+                    None => bail!("no live token with id {id}"),
+                },
+                Err(_) => match tokens::revoke_by_name(&mut *tx, &token).await? {
+                    Some(id) => (id, token),
+                    None => bail!("no live token named {token:?}"),
+                },
             };
             store::audit::record(
                 &mut *tx,
@@ -312,7 +358,7 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
             )
             .await?;
             tx.commit().await?;
-            eprintln!("revoked token {name:?}");
+            eprintln!("revoked token {name:?} ({id})");
         }
     }
     Ok(())
@@ -333,7 +379,19 @@ async fn request(cmd: RequestCmd) -> anyhow::Result<()> {
                 },
                 config.link_ttl,
             )
-            .map_err(anyhow::Error::msg)?;
+            .map_err(|e| anyhow::Error::msg(flag_names(&e)))?;
+            if is_local(&config.public_url) {
+                eprintln!(
+                    "warning: this link points at {} (KEYDROP_PUBLIC_URL {}): a customer cannot \
+                     open it. Set KEYDROP_PUBLIC_URL to the address customers reach.",
+                    config.public_url.origin().ascii_serialization(),
+                    if std::env::var_os("KEYDROP_PUBLIC_URL").is_some() {
+                        "is local"
+                    } else {
+                        "is not set"
+                    }
+                );
+            }
             let created = links::create(&db, &config.public_url, &Actor::cli(), &input).await?;
             if c.json {
                 println!(
@@ -342,7 +400,8 @@ async fn request(cmd: RequestCmd) -> anyhow::Result<()> {
                 );
             } else {
                 eprintln!(
-                    "drop link for {} ({}), expires {}, {} use(s); send it to the customer admin:",
+                    "drop link {} for {} ({}), expires {}, {} use(s); send it to the customer admin:",
+                    created.request.id,
                     input.organization,
                     input.provider.id,
                     created.request.expires_at.to_rfc3339(),
@@ -375,11 +434,100 @@ async fn request(cmd: RequestCmd) -> anyhow::Result<()> {
                 }
             }
         }
-        RequestCmd::Revoke { id } => match links::revoke(&db, &Actor::cli(), id).await {
-            Ok(_) => eprintln!("revoked drop link {id}"),
-            Err(RevokeError::Db(e)) => return Err(e.into()),
-            Err(e) => bail!("{e}"),
-        },
+        RequestCmd::Revoke { link } => {
+            let id = match Uuid::parse_str(link.trim()) {
+                Ok(id) => id,
+                Err(_) => link_id_from_url(&db, &link).await?,
+            };
+            match links::revoke(&db, &Actor::cli(), id).await {
+                Ok(_) => eprintln!("revoked drop link {id}"),
+                Err(RevokeError::Db(e)) => return Err(e.into()),
+                Err(e) => bail!("{e}"),
+            }
+        }
     }
     Ok(())
+}
+
+/// The id of the link a drop-link URL (`…/d/TOKEN`) opens. The token is
+/// looked up by its hash, as the drop page does; it is never printed.
+async fn link_id_from_url(db: &sqlx::PgPool, link: &str) -> anyhow::Result<Uuid> {
+    let token = link
+        .trim()
+        .trim_end_matches('/')
+        .rsplit_once("/d/")
+        .map(|(_, t)| t)
+        .and_then(crate::domain::DropToken::parse)
+        .context("give the link's id (see `keydrop request list`) or its whole URL, …/d/TOKEN")?;
+    match requests::find_by_token(db, &token.hash()).await? {
+        Some(r) => Ok(r.id),
+        None => bail!("no drop link has this URL"),
+    }
+}
+
+/// Names the command-line flags in a link-validation message written for
+/// the API (`expires_in: …` → `--expires-in: …`).
+fn flag_names(message: &str) -> String {
+    const FLAGS: [(&str, &str); 5] = [
+        ("organization", "--org"),
+        ("expires_in", "--expires-in"),
+        ("max_uses", "--max-uses"),
+        ("contact_email", "--contact"),
+        ("note", "--note"),
+    ];
+    for (api, flag) in FLAGS {
+        if let Some(rest) = message.strip_prefix(api) {
+            return format!("{flag}{rest}");
+        }
+    }
+    if message.starts_with("unknown provider") {
+        return format!("--provider: {message}");
+    }
+    message.to_owned()
+}
+
+/// Whether drop links under `base` point at this machine (localhost,
+/// loopback or an unspecified address), so a customer could not open them.
+fn is_local(base: &url::Url) -> bool {
+    match base.host() {
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_errors_name_the_flags() {
+        assert_eq!(
+            flag_names("expires_in: \"x\" is not a duration"),
+            "--expires-in: \"x\" is not a duration"
+        );
+        assert_eq!(
+            flag_names("max_uses must be between 1 and 1000"),
+            "--max-uses must be between 1 and 1000"
+        );
+        assert!(flag_names("unknown provider \"x\": use one of a").starts_with("--provider: "));
+    }
+
+    #[test]
+    fn local_link_bases_are_recognised() {
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+            "http://0.0.0.0:8080",
+        ] {
+            assert!(is_local(&url::Url::parse(local).unwrap()), "{local}");
+        }
+        assert!(!is_local(
+            &url::Url::parse("https://drop.example.com").unwrap()
+        ));
+    }
 }

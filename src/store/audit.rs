@@ -15,6 +15,16 @@ pub struct Actor {
     pub client_ip: Option<String>,
 }
 
+/// The name `--actor` gave for this process. A process-wide value rather than
+/// a parameter: one CLI invocation has one operator, and every command
+/// (tokens, links, rotation, audit) records it without threading it through.
+static CLI_ACTOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the CLI actor's name (once per process; later calls are ignored).
+pub fn set_cli_actor(name: &str) {
+    let _ = CLI_ACTOR.set(name.to_owned());
+}
+
 impl Actor {
     pub fn public(ip: Option<String>) -> Self {
         Self {
@@ -25,8 +35,13 @@ impl Actor {
         }
     }
 
+    /// The person running a `keydrop` command: `--actor` / `KEYDROP_ACTOR`,
+    /// else `$USER`.
     pub fn cli() -> Self {
-        let user = std::env::var("USER").ok().filter(|u| !u.is_empty());
+        let user = CLI_ACTOR
+            .get()
+            .cloned()
+            .or_else(|| std::env::var("USER").ok().filter(|u| !u.is_empty()));
         Self {
             kind: "cli",
             id: None,

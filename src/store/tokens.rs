@@ -72,6 +72,16 @@ pub async fn list(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<StaffToken>> {
 }
 
 /// Revokes the live token with this name; `None` when there is none.
+/// Revokes the live token with this id; returns its name.
+pub async fn revoke_by_id(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!(
+        "UPDATE staff_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING name",
+        id
+    )
+    .fetch_optional(db)
+    .await
+}
+
 pub async fn revoke_by_name(db: impl PgExecutor<'_>, name: &str) -> sqlx::Result<Option<Uuid>> {
     sqlx::query_scalar!(
         "UPDATE staff_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL RETURNING id",

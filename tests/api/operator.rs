@@ -436,3 +436,87 @@ async fn an_unmigrated_database_says_to_run_keydrop_migrate(db: PgPool) {
     assert!(ok);
     assert!(stderr.contains("nothing to apply"), "{stderr}");
 }
+
+#[sqlx::test]
+async fn the_cli_names_link_ids_flags_and_actors_warns_about_local_links_and_revokes_by_url(
+    db: PgPool,
+) {
+    let url = database_url(&db);
+    let kek = new_kek("k");
+    let cli = |args: &[&str]| {
+        let mut cmd = keydrop(&url, &kek);
+        cmd.args(args);
+        run(&mut cmd)
+    };
+    let (ok, link, stderr) = cli(&[
+        "--actor",
+        "ana",
+        "request",
+        "create",
+        "--org",
+        "Acme",
+        "--provider",
+        "generic",
+    ]);
+    assert!(ok, "{stderr}");
+    let link = link.trim().to_owned();
+    assert!(
+        stderr.contains("warning") && stderr.contains("KEYDROP_PUBLIC_URL is not set"),
+        "staff are told a localhost link is useless to a customer: {stderr}"
+    );
+    let id: String = sqlx::query_scalar("SELECT id::text FROM drop_requests")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(stderr.contains(&id), "the link id is printed: {stderr}");
+    let (ok, _, stderr) = cli(&[
+        "request",
+        "create",
+        "--org",
+        "Acme",
+        "--provider",
+        "generic",
+        "--expires-in",
+        "soon",
+    ]);
+    assert!(!ok && stderr.contains("--expires-in"), "{stderr}");
+
+    let (ok, _, stderr) = cli(&["--actor", "ana", "request", "revoke", &link]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("revoked drop link {id}")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(link.rsplit('/').next().unwrap()),
+        "no token echoed"
+    );
+    let actors: Vec<String> = sqlx::query_scalar(
+        "SELECT actor_name FROM audit_events WHERE action IN ('link.created', 'link.revoked') ORDER BY id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(actors, ["cli:ana", "cli:ana"]);
+
+    let (ok, _, _) = cli(&["token", "create", "--name", "ops", "--scope", "read"]);
+    assert!(ok);
+    let (ok, list, _) = cli(&["token", "list"]);
+    assert!(
+        ok && list.contains("CREATED") && list.contains("EXPIRES"),
+        "{list}"
+    );
+    let token_id: String = sqlx::query_scalar("SELECT id::text FROM staff_tokens")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let (ok, _, stderr) = cli(&["token", "revoke", &token_id]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("\"ops\""), "{stderr}");
+
+    let (ok, help, _) = cli(&["serve", "--help"]);
+    assert!(
+        ok && help.contains("DATABASE_URL") && help.contains("KEYDROP_KEKS"),
+        "{help}"
+    );
+}
