@@ -15,6 +15,12 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../static/keydrop.css"),
     ),
+    // The drop form's optional enhancement (CSP `script-src 'self'`).
+    (
+        "keydrop.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/keydrop.js"),
+    ),
     // Linked from every page, so browsers never ask for a missing /favicon.ico
     // (a 404 there is a console error on every page).
     (

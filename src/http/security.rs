@@ -3,7 +3,8 @@
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::Response;
 
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 
 /// CSP, framing, referrer, sniffing and caching headers; HSTS on https.

@@ -269,3 +269,42 @@ async fn a_browser_that_keeps_no_cookies_is_asked_to_allow_them(db: PgPool) {
     assert_eq!(app.count("secrets").await, 0);
     b.close().await;
 }
+
+/// Issue 17: a double-click on "Encrypt and send" ends on the receipt, with
+/// one secret stored (the script disables the button; the server would
+/// answer a repeat with the same receipt anyway).
+#[sqlx::test]
+async fn a_double_click_on_send_ends_on_the_receipt_with_one_secret_stored(db: PgPool) {
+    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
+        return;
+    };
+    let (_, link) = app.create_link("generic").await;
+    b.goto(&link).await;
+    let h1 = b.text("h1").await;
+    fill(&b, "label", "Signing key, production").await;
+    b.paste("#secret", "double-click-secret-0123456789").await;
+    fill(&b, "submitter_name", "Jane Admin").await;
+    fill(&b, "submitter_email", "jane@acme.example.com").await;
+    let button = b.find("form.drop button[type=submit]").await;
+    // Two clicks in a row, as a double-click delivers them.
+    b.eval(
+        "const s = document.querySelector('form.drop button[type=submit]'); s.click(); s.click(); return true;",
+    )
+    .await;
+    drop(button);
+    assert_eq!(
+        h1_after_submit(&b, &h1).await,
+        "Thank you, your credential was received"
+    );
+    let url = b.client.current_url().await.unwrap();
+    assert!(url.path().starts_with("/r/"), "{url}");
+    assert_eq!(app.count("secrets").await, 1);
+    // Reloading the receipt shows it again (a GET, no resubmission prompt).
+    b.client.refresh().await.unwrap();
+    assert_eq!(
+        b.text("h1").await,
+        "Thank you, your credential was received"
+    );
+    assert_eq!(app.count("secrets").await, 1);
+    b.close().await;
+}
