@@ -81,6 +81,7 @@ pub static PROVIDER: Provider = Provider {
     }],
     fingerprint_field: API_KEY,
     // Keys are editable by an Admin ("Editing API Key Permissions") [AS-AUTH].
+    permissions_editable: true,
     fix_steps: &[
         "In Ashby, go to Admin, then Integrations, then API Keys.",
         "Open the key you created for us and edit its permissions.",

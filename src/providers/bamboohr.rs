@@ -65,6 +65,7 @@ pub static PROVIDER: Provider = Provider {
         },
     ],
     fingerprint_field: API_KEY,
+    permissions_editable: true,
     fix_steps: &[
         "The key has the access of the BambooHR user who created it.",
         "Ask a BambooHR administrator to raise that user's access level (Settings, Access Levels), or to create a new key as a user who can see all employees, and send it through a new link.",

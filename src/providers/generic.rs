@@ -40,6 +40,7 @@ pub static PROVIDER: Provider = Provider {
         },
     ],
     fingerprint_field: FieldName("secret"),
+    permissions_editable: true,
     fix_steps: &[],
     upstreams: &[],
     check: None,

@@ -152,6 +152,7 @@ pub static PROVIDER: Provider = Provider {
         },
     ],
     fingerprint_field: CLIENT_SECRET,
+    permissions_editable: true,
     fix_steps: &[
         "In Greenhouse, go to Configure, then Dev Center, then API Credential Management.",
         "Hover over the credential you created for us and click Edit (the pencil), then open Manage scopes.",

@@ -113,6 +113,7 @@ pub static PROVIDER: Provider = Provider {
         kind: FieldKind::Token,
     }],
     fingerprint_field: API_KEY,
+    permissions_editable: true,
     fix_steps: &[
         "In Greenhouse, go to Configure, then Dev Center, then API Credential Management.",
         "Find the API key you created for us, click Edit, and open its permissions.",

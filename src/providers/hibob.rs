@@ -67,6 +67,7 @@ pub static PROVIDER: Provider = Provider {
         },
     ],
     fingerprint_field: TOKEN,
+    permissions_editable: true,
     fix_steps: &[
         "In Bob, go to System settings, Account, Permission groups, and open the group of the service user you created for us.",
         "In the People's data tab, set Whose data can members access? and tick View selected employees' Basic info sections.",

@@ -88,6 +88,8 @@ pub static PROVIDER: Provider = Provider {
     ],
     fingerprint_field: API_KEY,
     // "Once an API key has been created, its access cannot be edited" [LV-HELP-CONF].
+    // "Once an API key has been created, its access cannot be edited" [LV-HELP-CONF].
+    permissions_editable: false,
     fix_steps: &[
         "Lever keys cannot be changed after they are created, so the key needs replacing.",
         "In Lever, go to Settings, then Integrations and API, then API Credentials, and click Generate New Key.",

@@ -69,6 +69,10 @@ pub struct Provider {
     pub fingerprint_field: FieldName,
     /// What to do in the provider's UI when permissions are missing.
     pub fix_steps: &'static [&'static str],
+    /// Whether missing permissions can be added to the credential already
+    /// sent (Greenhouse, Ashby); if not (Lever keys cannot be edited), the
+    /// receipt asks for a new one instead.
+    pub permissions_editable: bool,
     /// The base URLs this provider's check calls, each overridable.
     pub upstreams: &'static [&'static Upstream],
     /// The live check; `None` where no automatic check exists.

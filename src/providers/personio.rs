@@ -65,6 +65,7 @@ pub static PROVIDER: Provider = Provider {
         },
     ],
     fingerprint_field: CLIENT_SECRET,
+    permissions_editable: true,
     fix_steps: &[
         "In Personio, go to Marketplace, Connected Integrations, and open the integration you created for us.",
         "Under Access rights, tick Read for Employees and save. If the rights cannot be changed, create a new integration with them and send it through a new link.",

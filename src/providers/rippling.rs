@@ -64,6 +64,7 @@ pub static PROVIDER: Provider = Provider {
         kind: FieldKind::Token,
     }],
     fingerprint_field: TOKEN,
+    permissions_editable: true,
     fix_steps: &[
         "In Rippling, open the API Tokens app and edit the token you created for us, ticking each scope listed above; if its scopes cannot be changed, create a new token with them and send it through a new link.",
         "The token acts with its creator's access: an admin who cannot see these records cannot grant them.",

@@ -67,6 +67,8 @@ pub static PROVIDER: Provider = Provider {
         kind: FieldKind::Token,
     }],
     fingerprint_field: API_KEY,
+    // Keys carry their administrator's access; a new key is the fix.
+    permissions_editable: false,
     fix_steps: &[
         "The key acts with the rights of the administrator account behind it.",
         "Have an Administrator with access to all the areas listed above generate a new API key (Settings / Admin, Apps & Integrations, Credentials, New Credential) and send it through a new link.",

@@ -73,6 +73,8 @@ pub static PROVIDER: Provider = Provider {
     ],
     fingerprint_field: TOKEN,
     // Only generating and revoking tokens is documented, not editing scopes [WK-TOKENS].
+    // Only generating and revoking tokens is documented [WK-TOKENS].
+    permissions_editable: false,
     fix_steps: &[
         "Workable tokens keep the scopes they were generated with, so the token needs replacing.",
         "In Workable, go to Settings, Integrations, Apps, API Access Tokens, and click + Generate API token with every scope listed above ticked.",

@@ -118,6 +118,7 @@ pub static PROVIDER: Provider = Provider {
     // The refresh token is the long-lived secret that carries the
     // integration user's identity; it changes whenever a new one is generated.
     fingerprint_field: REFRESH_TOKEN,
+    permissions_editable: true,
     fix_steps: &[
         "Run Edit API Client for Integrations (or open the client in View API Clients) and add the Staffing scope.",
         "Give the integration system user's security group Get access to Worker Data: Public Worker Reports (Maintain Domain Permissions for Security Group).",

@@ -217,6 +217,18 @@ async fn every_provider_reports_valid_invalid_and_each_missing_permission_by_its
                 html.contains(&html_escape(label)),
                 "{id}: the receipt names {label}"
             );
+            // Keys that cannot be edited get "make a new one", not "add them".
+            let editable = keydrop::providers::find(id).unwrap().permissions_editable;
+            assert_eq!(
+                html.contains("Add them to the same credential"),
+                editable,
+                "{id}"
+            );
+            assert_eq!(
+                html.contains("cannot add permissions to an existing key"),
+                !editable,
+                "{id}"
+            );
         }
     }
 }

@@ -169,10 +169,16 @@ pub(super) fn receipt(
 fn describe(provider: &Provider, check: &CheckResult) -> (&'static str, &'static str, String) {
     match check.status {
         CheckStatus::Verified => ("verified", "Verified", "We tested the credential and it has every permission we need.".into()),
-        CheckStatus::MissingPermissions => (
+        CheckStatus::MissingPermissions if provider.permissions_editable => (
             "missing",
             "Some permissions are missing",
             "The credential works, but it lacks the permissions listed below. Add them to the same credential; you do not need to submit it again.".into(),
+        ),
+        // Lever, Workable, SmartRecruiters: a key keeps the access it was created with.
+        CheckStatus::MissingPermissions => (
+            "missing",
+            "Some permissions are missing",
+            format!("The credential works, but it lacks the permissions listed below. {} cannot add permissions to an existing key, so a new one is needed: the steps below say how.", provider.short_name),
         ),
         CheckStatus::Invalid => ("invalid", "The credential was rejected", check.detail.clone()),
         CheckStatus::Unverified if provider.check.is_none() => (
