@@ -87,9 +87,9 @@ pub enum TokenCmd {
         /// Comma-separated: read, request, reveal, admin.
         #[arg(long)]
         scope: String,
-        /// Lifetime such as 90d; default: no expiry.
-        #[arg(long)]
-        expires_in: Option<HumanDuration>,
+        /// Lifetime such as 30d; `never` for a token that does not expire.
+        #[arg(long, default_value = "90d", value_parser = parse_token_lifetime)]
+        expires_in: TokenLifetime,
     },
     /// List staff tokens (never the tokens themselves).
     List {
@@ -266,6 +266,21 @@ async fn connect() -> anyhow::Result<(Config, sqlx::PgPool)> {
     Ok((config, db))
 }
 
+/// A staff token's lifetime: `None` only when the operator said `never`.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenLifetime(Option<HumanDuration>);
+
+/// `--expires-in`: a duration such as `90d`, or `never` (said explicitly, since
+/// a token that never expires outlives the person it was made for).
+fn parse_token_lifetime(s: &str) -> Result<TokenLifetime, String> {
+    if s.trim().eq_ignore_ascii_case("never") {
+        return Ok(TokenLifetime(None));
+    }
+    HumanDuration::parse(s)
+        .map(|d| TokenLifetime(Some(d)))
+        .map_err(|e| format!("{e} (or never)"))
+}
+
 async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
     let (_, db) = connect().await?;
     match cmd {
@@ -280,7 +295,7 @@ async fn token(cmd: TokenCmd) -> anyhow::Result<()> {
                 bail!("--name must be 1-100 characters");
             }
             let secret = StaffSecret::generate();
-            let expires_at = expires_in.map(|d| Utc::now() + d.as_chrono());
+            let expires_at = expires_in.0.map(|d| Utc::now() + d.as_chrono());
             let mut tx = db.begin().await?;
             let created = match tokens::insert(&mut *tx, name, &secret.hash(), &scopes, expires_at)
                 .await

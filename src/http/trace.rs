@@ -2,6 +2,10 @@
 //!
 //! Spans are named by the matched route (`/d/{token}`), never the raw URI,
 //! because drop-link URIs carry their secret token.
+//!
+//! A client's own `x-request-id` is kept (and echoed) only when it is sane —
+//! at most 64 characters of `A-Z a-z 0-9 - _ .` — so nobody can plant text in
+//! our logs or responses through it; otherwise a fresh UUID replaces it.
 
 use axum::extract::MatchedPath;
 use axum::http::{HeaderName, Request};
@@ -14,7 +18,30 @@ use tracing::Span;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Adds request ids (`x-request-id`, generated when absent) and a span per request.
+/// Whether a client-supplied request id may be kept.
+pub fn sane_request_id(v: &[u8]) -> bool {
+    !v.is_empty()
+        && v.len() <= 64
+        && v.iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Drops an `x-request-id` that is not [`sane_request_id`] (or comes twice),
+/// so a fresh one is generated.
+async fn drop_insane_request_id(mut req: axum::extract::Request) -> axum::extract::Request {
+    let headers = req.headers_mut();
+    let values: Vec<_> = headers.get_all(REQUEST_ID).iter().collect();
+    if values.len() > 1
+        || values
+            .first()
+            .is_some_and(|v| !sane_request_id(v.as_bytes()))
+    {
+        headers.remove(REQUEST_ID);
+    }
+    req
+}
+
+/// Adds request ids (`x-request-id`, generated when absent or not sane) and a span per request.
 pub fn layer(router: Router, listener: &'static str) -> Router {
     router
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -27,7 +54,7 @@ pub fn layer(router: Router, listener: &'static str) -> Router {
                 .headers()
                 .get(REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
-                .filter(|v| v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+                .filter(|v| sane_request_id(v.as_bytes()))
                 .unwrap_or("-");
             // Health probes get their own span name, so an expected `503`
             // from `/readyz` is not logged at ERROR on every probe.
@@ -44,4 +71,25 @@ pub fn layer(router: Router, listener: &'static str) -> Router {
             }
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_insane_request_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sane_request_id;
+
+    #[test]
+    fn only_short_plain_request_ids_are_kept() {
+        assert!(sane_request_id(b"3f2a-req_1.retry"));
+        for bad in [
+            &b""[..],
+            b"a b",
+            b"x\r\nSet-Cookie: y",
+            b"<script>",
+            &[b'a'; 65][..],
+            "é".as_bytes(),
+        ] {
+            assert!(!sane_request_id(bad), "{bad:?}");
+        }
+    }
 }

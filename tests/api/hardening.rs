@@ -622,3 +622,70 @@ async fn one_client_address_cannot_hold_more_than_its_connection_cap(db: PgPool)
         .await
     );
 }
+
+#[sqlx::test]
+async fn staff_tokens_expire_in_90_days_unless_never_is_said(db: PgPool) {
+    use crate::binary::{database_url, keydrop, run};
+    let url = database_url(&db);
+    let keks = new_kek("tokkek");
+    let (ok, _, err) = run(keydrop(&url, &keks).args(["migrate"]));
+    assert!(ok, "{err}");
+    let (ok, _, err) =
+        run(keydrop(&url, &keks).args(["token", "create", "--name", "default", "--scope", "read"]));
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(keydrop(&url, &keks).args([
+        "token",
+        "create",
+        "--name",
+        "forever",
+        "--scope",
+        "read",
+        "--expires-in",
+        "never",
+    ]));
+    assert!(ok, "{err}");
+    let days = |name: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<f64>>(
+                "SELECT extract(epoch FROM expires_at - created_at)::float8 / 86400 FROM staff_tokens WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_one(&db)
+            .await
+            .unwrap()
+        }
+    };
+    let d = days("default").await.expect("a default token expires");
+    assert!((89.9..90.1).contains(&d), "{d}");
+    assert_eq!(days("forever").await, None);
+}
+
+#[sqlx::test]
+async fn a_client_request_id_is_echoed_only_when_sane(db: PgPool) {
+    let app = spawn_app(db).await;
+    let echo = |id: &'static str| {
+        let url = format!("{}/healthz", app.public);
+        let api = app.api.clone();
+        async move {
+            let resp = api
+                .get(url)
+                .header("x-request-id", id)
+                .send()
+                .await
+                .unwrap();
+            resp.headers()["x-request-id"].to_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(echo("trace-123_a.b").await, "trace-123_a.b");
+    for bad in ["<script>alert(1)</script>", "has space", "semi;colon"] {
+        let got = echo(bad).await;
+        assert_ne!(got, bad);
+        assert!(
+            uuid::Uuid::parse_str(&got).is_ok(),
+            "a fresh id replaces {bad:?}: {got}"
+        );
+    }
+    let long: &'static str = Box::leak("x".repeat(65).into_boxed_str());
+    assert!(uuid::Uuid::parse_str(&echo(long).await).is_ok());
+}
