@@ -73,6 +73,8 @@ pub struct DropPage<'a> {
     pub submission_id: String,
     /// Replaces the usual heading when the form comes back after a refusal.
     pub refused_heading: Option<&'static str>,
+    /// A warning when the link expires within the hour.
+    pub expiring: Option<String>,
     pub fields: Vec<FieldView>,
     pub submitter_name: String,
     pub submitter_email: String,

@@ -26,6 +26,9 @@ pub struct Submission<'a> {
     pub submission_id: Option<&'a str>,
     /// SHA-256 of the browser's form cookie, binding the receipt to it.
     pub browser_hash: Option<&'a [u8]>,
+    /// The form was served before the link expired: accept it until the link's
+    /// expiry plus this grace (`KEYDROP_LINK_GRACE`).
+    pub grace: Option<chrono::Duration>,
 }
 
 impl std::fmt::Debug for Submission<'_> {
@@ -141,9 +144,19 @@ pub async fn store(
             None => Err(SubmitError::Db(sqlx::Error::RowNotFound)),
         };
     }
-    let state = locked.state(Utc::now());
-    if state != LinkState::Pending {
+    let now = Utc::now();
+    let state = locked.state(now);
+    let in_grace =
+        state == LinkState::Expired && sub.grace.is_some_and(|g| now <= locked.expires_at + g);
+    if state != LinkState::Pending && !in_grace {
         return Err(SubmitError::LinkGone(state));
+    }
+    if let Some(g) = sub.grace.filter(|_| in_grace) {
+        // Tells the lifecycle trigger (the backstop) that this use is within grace.
+        sqlx::query("SELECT set_config('keydrop.link_grace', $1, true)")
+            .bind(format!("{} seconds", g.num_seconds()))
+            .execute(&mut *tx)
+            .await?;
     }
     requests::consume(&mut tx, link.id).await?;
     audit::record(

@@ -218,3 +218,77 @@ async fn a_post_without_the_cookie_gets_the_form_back_with_values_kept_and_then_
     assert!(html.contains("open for a long time") && html.contains("value=\"Jane Admin\""));
     assert!(!html.contains("another-secret-value"));
 }
+
+/// Polls the database clock until `link` is at least `past` beyond its expiry.
+async fn wait_until_expired(db: &PgPool, link_id: &str, past: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let done: bool = sqlx::query_scalar(&format!(
+            "SELECT now() > expires_at + interval '{past}' FROM drop_requests WHERE id = $1::uuid"
+        ))
+        .bind(link_id)
+        .fetch_one(db)
+        .await
+        .unwrap();
+        if done {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the link never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[sqlx::test]
+async fn a_form_loaded_before_expiry_is_accepted_within_the_grace_period_and_after_it_gets_a_clear_page(
+    db: PgPool,
+) {
+    // A grace of 2 seconds, so the test can outlast it.
+    let app = spawn_app_env(db, &[("KEYDROP_LINK_GRACE", "2s".to_owned())]).await;
+    let short = json!({"organization": "Acme", "provider": "generic", "expires_in": "1s"});
+    let (link_id, link) = app.create_link_with(short.clone()).await;
+    let page = app
+        .browser
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("This link expires in"),
+        "less than an hour left is announced"
+    );
+    let form = generic_form(&app, &link, "sent-just-after-expiry").await;
+    wait_until_expired(&app.db, &link_id, "0 seconds").await;
+    assert_eq!(
+        reqwest::get(&link).await.unwrap().status(),
+        StatusCode::GONE,
+        "new visitors: expired"
+    );
+    let resp = app.post_form(&link, &borrowed(&form)).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "within the grace period"
+    );
+    assert_eq!(app.count("secrets").await, 1);
+
+    // Another form, posted after the grace period: a clear page, typed values kept.
+    let (other_id, other) = app.create_link_with(short).await;
+    let form = generic_form(&app, &other, "sent-after-the-grace-period").await;
+    wait_until_expired(&app.db, &other_id, "3 seconds").await;
+    let resp = app.post_form(&other, &borrowed(&form)).await;
+    assert_eq!(resp.status(), StatusCode::GONE);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains("Ask the person who sent you the link for a new one"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"Jane Admin\"") && html.contains("value=\"Payroll export\""));
+    assert!(!html.contains("sent-after-the-grace-period"));
+    assert_eq!(app.count("secrets").await, 1);
+}

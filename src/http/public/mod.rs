@@ -332,6 +332,16 @@ pub(super) fn drop_page<'a>(
         csrf_token: state.csrf.token(link.id, nonce),
         submission_id: state.csrf.submission_id(link.id, nonce, Utc::now()),
         refused_heading: None,
+        expiring: {
+            let left = link.expires_at - Utc::now();
+            (left < chrono::Duration::hours(1)).then(|| {
+                format!(
+                    "This link expires in {} minutes, at {}. Send the form before then; a form opened before then is still accepted for a short while after.",
+                    left.num_minutes().max(0),
+                    link.expires_at.format("%H:%M UTC")
+                )
+            })
+        },
         fields,
         submitter_name: String::new(),
         submitter_email: String::new(),

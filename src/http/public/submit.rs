@@ -150,7 +150,36 @@ pub(super) async fn submit(
         }
     }
     let browser_hash = state.csrf.browser_hash(&headers);
-    gone_unless_pending(link.state(Utc::now()), link.use_count > 0)?;
+    // A form served before the link expired is still accepted for the grace
+    // period (its serving time is signed into the submission id); after it, a
+    // page that says so and keeps the typed values.
+    let now = Utc::now();
+    let served_in_time = submission_id
+        .as_ref()
+        .is_some_and(|sid| sid.served_at < link.expires_at);
+    let grace = state.config.link_grace;
+    let in_grace =
+        link.state(now) == LinkState::Expired && served_in_time && now <= link.expires_at + grace;
+    if link.state(now) == LinkState::Expired && served_in_time && !in_grace {
+        let message = format!(
+            "This link expired on {}, while the page was open, and the extra time we allow for a form opened before then has passed too. Nothing was stored. Ask the person who sent you the link for a new one; the values you typed are below so you can copy them.",
+            link.expires_at.format("%-d %B %Y, %H:%M UTC")
+        );
+        let mut resp = form_again(
+            &state,
+            &link,
+            provider,
+            &headers,
+            &form,
+            "This link has expired",
+            &message,
+        );
+        *resp.status_mut() = StatusCode::GONE;
+        return Ok(resp);
+    }
+    if !in_grace {
+        gone_unless_pending(link.state(now), link.use_count > 0)?;
+    }
 
     let Validated {
         views,
@@ -239,6 +268,7 @@ pub(super) async fn submit(
         fields,
         submission_id: submission_id.as_ref().map(|s| s.id.as_str()),
         browser_hash: browser_hash.as_deref(),
+        grace: in_grace.then_some(grace),
     };
     let stored = match submission::store(
         &state.db,
