@@ -36,7 +36,7 @@ pub enum Command {
         after_help = "Reads its configuration from the environment: DATABASE_URL \
         (required, postgres://…), KEYDROP_KEKS or KEYDROP_KEKS_FILE (the KEK ring, first is \
         active; make a key with `keydrop keygen`), KEYDROP_PUBLIC_URL, KEYDROP_PUBLIC_ADDR, \
-        KEYDROP_INTERNAL_ADDR and the other KEYDROP_* variables listed in the README."
+        KEYDROP_INTERNAL_ADDR and the other KEYDROP_* variables listed in docs/configuration.md."
     )]
     Serve {
         /// Do not apply migrations on start.
