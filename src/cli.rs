@@ -68,6 +68,9 @@ pub enum Command {
     },
     /// Rewrap every data key under the active (first) KEK; progress on stderr.
     Rotate(crate::ops::cli::RotateArgs),
+    /// Key-encryption key maintenance (`keydrop keks adopt ID`).
+    #[command(subcommand)]
+    Keks(crate::ops::cli::KeksCmd),
     /// Maintain stored fingerprints (`keydrop fingerprints refresh`).
     #[command(subcommand)]
     Fingerprints(crate::ops::cli::FingerprintsCmd),
@@ -172,6 +175,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::chain::cli::run(cmd, &db).await
         }
         Command::Rotate(args) => crate::ops::cli::rotate(args).await,
+        Command::Keks(cmd) => crate::ops::cli::keks(cmd).await,
         Command::Fingerprints(cmd) => crate::ops::cli::fingerprints(cmd).await,
         Command::Purge(args) => crate::ops::cli::purge(args).await,
         Command::Healthcheck(args) => crate::ops::cli::healthcheck(args).await,

@@ -111,6 +111,14 @@ pub fn rewrap(
     })
 }
 
+/// True when the ring's key for `envelope.kek_id` unwraps this row's data key
+/// (the payload is neither read nor needed). Proves, before a KEK id that lost
+/// its canary is adopted, that the configured key is the one the row was
+/// written with.
+pub fn unwraps_dek(ring: &Keyring, secret_id: Uuid, envelope: &Envelope) -> bool {
+    unwrap_dek(ring, secret_id, envelope).is_ok()
+}
+
 /// A small sealed value proving which key a KEK id had when it was first seen.
 pub fn make_canary(kek: &Kek) -> Result<Vec<u8>, CryptoError> {
     seal_blob(&kek.key, &canary_aad(kek.id()), CANARY)

@@ -14,6 +14,11 @@ pub struct KeyringStatus {
     /// Configured KEK ids without a canary yet: no process has loaded them
     /// against this database before.
     pub unregistered: Vec<String>,
+    /// Configured KEK ids without a canary that nevertheless wrap stored
+    /// secrets (the canary was deleted, or never written), with their row
+    /// counts. Registering a canary for them would trust whatever key is
+    /// configured, so [`verify`] refuses until `keydrop keks adopt ID`.
+    pub unproven: Vec<(String, i64)>,
 }
 
 impl KeyringStatus {
@@ -55,8 +60,13 @@ pub async fn status(pool: &PgPool, ring: &Keyring) -> sqlx::Result<KeyringStatus
             }
         }
     }
-    out.missing = crate::store::maintenance::rows_per_kek(pool)
-        .await?
+    let per_kek = crate::store::maintenance::rows_per_kek(pool).await?;
+    out.unproven = per_kek
+        .iter()
+        .filter(|(id, _)| out.unregistered.contains(id))
+        .cloned()
+        .collect();
+    out.missing = per_kek
         .into_iter()
         .filter(|(id, _)| ring.get(id).is_none())
         .collect();
@@ -75,6 +85,93 @@ pub async fn verify(pool: &PgPool, ring: &Keyring) -> anyhow::Result<KeyringStat
             status.mismatched.join(", ")
         );
     }
+    if !status.unproven.is_empty() {
+        let ids: Vec<String> = status
+            .unproven
+            .iter()
+            .map(|(id, rows)| format!("{id} ({rows} secrets)"))
+            .collect();
+        anyhow::bail!(
+            "KEK id(s) {} wrap stored secrets but have no canary in this database (it was \
+             deleted, or never written), so there is no proof that the configured key is the one \
+             they were written with; refusing to use this ring. If you are sure it is, run \
+             `keydrop keks adopt ID`: it checks that the key opens those secrets' data keys and \
+             then records its canary",
+            ids.join(", ")
+        );
+    }
     register(pool, ring).await?;
     Ok(status)
+}
+
+/// What [`adopt`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Adopted {
+    /// The canary was recorded after `checked` data keys opened with the key.
+    Recorded { checked: usize },
+    /// The id already had a canary matching the configured key.
+    AlreadyRegistered,
+}
+
+/// How many of a KEK id's data keys [`adopt`] unwraps before trusting the key.
+const ADOPT_SAMPLE: i64 = 200;
+
+/// Records the canary of a configured KEK id that wraps secrets but lost its
+/// canary, after proving the configured key unwraps (up to 200 of) those
+/// secrets' data keys. Every data key checked must open: one that does not
+/// means the configured key is not the one the rows were written with.
+pub async fn adopt(pool: &PgPool, ring: &Keyring, id: &str) -> anyhow::Result<Adopted> {
+    let Some(kek) = ring.get(id) else {
+        anyhow::bail!(
+            "KEK id {id:?} is not in the configured ring; add it to KEYDROP_KEKS or \
+             KEYDROP_KEKS_FILE (with the key those secrets were written with) and run this again"
+        );
+    };
+    let existing = sqlx::query_scalar!("SELECT canary FROM kek_canaries WHERE kek_id = $1", id)
+        .fetch_optional(pool)
+        .await?;
+    if let Some(canary) = existing {
+        anyhow::ensure!(
+            crypto::check_canary(kek, &canary),
+            "KEK id {id:?} already has a canary, made with a different key than the one \
+             configured; nothing adopted (check KEYDROP_KEKS / KEYDROP_KEKS_FILE)"
+        );
+        return Ok(Adopted::AlreadyRegistered);
+    }
+    let rows = sqlx::query!(
+        r#"SELECT id, wrapped_dek AS "wrapped_dek!", format_version FROM secrets
+           WHERE payload IS NOT NULL AND kek_id = $1 ORDER BY id LIMIT $2"#,
+        id,
+        ADOPT_SAMPLE
+    )
+    .fetch_all(pool)
+    .await?;
+    let failed = rows
+        .iter()
+        .filter(|r| {
+            let envelope = crypto::Envelope {
+                format_version: r.format_version,
+                kek_id: id.to_owned(),
+                wrapped_dek: r.wrapped_dek.clone(),
+                payload: Vec::new(),
+            };
+            !crypto::unwraps_dek(ring, r.id, &envelope)
+        })
+        .count();
+    anyhow::ensure!(
+        failed == 0,
+        "the key configured as {id:?} does not open {failed} of the {} data keys checked: it is \
+         not the key those secrets were written with; nothing adopted",
+        rows.len()
+    );
+    sqlx::query!(
+        "INSERT INTO kek_canaries (kek_id, canary) VALUES ($1, $2) ON CONFLICT (kek_id) DO NOTHING",
+        id,
+        crypto::make_canary(kek)?
+    )
+    .execute(pool)
+    .await?;
+    Ok(Adopted::Recorded {
+        checked: rows.len(),
+    })
 }

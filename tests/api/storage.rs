@@ -221,3 +221,81 @@ async fn a_secret_under_an_unconfigured_kek_answers_kek_unavailable(db: PgPool) 
     assert_eq!(ready["keks"]["missing"][0], "old-kek");
     assert_eq!(ready["keks"]["status"], "missing");
 }
+
+#[sqlx::test]
+async fn a_kek_that_wraps_secrets_but_lost_its_canary_is_refused_until_adopted(db: PgPool) {
+    use keydrop::crypto::Keyring;
+    use keydrop::store::canary::{self, Adopted};
+    let kek = new_kek("lost-canary");
+    let first = spawn_app_with(db.clone(), &kek, None).await;
+    let (_, link) = first.create_link("lever").await;
+    let csrf = first.open_form(&link).await;
+    let id = reference_from(
+        &first
+            .submit(
+                &link,
+                &[
+                    ("csrf_token", &csrf),
+                    ("submitter_name", "A"),
+                    ("submitter_email", "a@b.co"),
+                    ("api_key", "kk"),
+                ],
+            )
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    drop(first);
+    let canaries = |db: PgPool| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM kek_canaries WHERE kek_id = 'lost-canary'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    sqlx::query("DELETE FROM kek_canaries WHERE kek_id = 'lost-canary'")
+        .execute(&db)
+        .await
+        .unwrap();
+
+    // Whatever key is configured under that id, a start no longer trusts it.
+    let refused = keydrop::startup::Application::build(
+        test_config(&[]),
+        Keyring::parse(&kek).unwrap(),
+        db.clone(),
+    )
+    .await
+    .err()
+    .expect("a KEK id wrapping secrets without a canary is refused");
+    let msg = format!("{refused:#}");
+    assert!(
+        msg.contains("lost-canary") && msg.contains("keydrop keks adopt"),
+        "{msg}"
+    );
+    assert_eq!(
+        canaries(db.clone()).await,
+        0,
+        "no canary from an unproven key"
+    );
+
+    // Adopting with another key under the same id is refused and records nothing.
+    let wrong = Keyring::parse(&new_kek("lost-canary")).unwrap();
+    let err = canary::adopt(&db, &wrong, "lost-canary").await.unwrap_err();
+    assert!(err.to_string().contains("does not open"), "{err}");
+    assert_eq!(canaries(db.clone()).await, 0);
+
+    // The key the secret was written with is proven and adopted; the server starts and reveals.
+    let right = Keyring::parse(&kek).unwrap();
+    assert_eq!(
+        canary::adopt(&db, &right, "lost-canary").await.unwrap(),
+        Adopted::Recorded { checked: 1 }
+    );
+    assert_eq!(
+        canary::adopt(&db, &right, "lost-canary").await.unwrap(),
+        Adopted::AlreadyRegistered
+    );
+    let second = spawn_app_with(db, &kek, None).await;
+    assert_eq!(second.reveal(&id).await.status(), StatusCode::OK);
+}
