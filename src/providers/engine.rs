@@ -90,6 +90,23 @@ impl Answer {
         .any(|w| text.contains(w))
     }
 
+    /// The `access_token` of a successful OAuth token answer (RFC 6749 §5.1);
+    /// `Err` (unverified, naming `provider`) when the body has none. Other
+    /// members (`expires_in`, `expires_at`, `scope`) differ between providers
+    /// and are not needed: a check uses the token at once.
+    pub fn access_token(&self, provider: &str) -> Result<zeroize::Zeroizing<String>, CheckResult> {
+        #[derive(serde::Deserialize)]
+        struct Token {
+            access_token: zeroize::Zeroizing<String>,
+        }
+        match serde_json::from_slice::<Token>(&self.body) {
+            Ok(t) if !t.access_token.is_empty() => Ok(t.access_token),
+            _ => Err(unverified(format!(
+                "{provider} answered the token request in an unexpected format"
+            ))),
+        }
+    }
+
     /// The RFC 6749 §5.2 `error` code of an OAuth error answer.
     pub fn oauth_error(&self) -> Option<String> {
         self.json()?

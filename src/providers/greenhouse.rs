@@ -243,18 +243,7 @@ async fn token(ctx: &Ctx<'_>) -> Result<zeroize::Zeroizing<String>, super::Check
         }
     };
     if a.status == 200 {
-        #[derive(serde::Deserialize)]
-        struct Token {
-            access_token: zeroize::Zeroizing<String>,
-        }
-        // The body carries `expires_at` or `expires_in` depending on the
-        // source; only the token itself is needed here.
-        return match serde_json::from_slice::<Token>(&a.body) {
-            Ok(t) if !t.access_token.is_empty() => Ok(t.access_token),
-            _ => Err(engine::unverified(
-                "Greenhouse answered the token request in an unexpected format",
-            )),
-        };
+        return a.access_token("Greenhouse");
     }
     if a.ip_refusal() {
         return Err(ctx.ip_blocked("Greenhouse"));

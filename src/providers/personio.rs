@@ -122,16 +122,7 @@ async fn token(ctx: &Ctx<'_>) -> Result<zeroize::Zeroizing<String>, super::Check
         }
     };
     if a.status == 200 {
-        #[derive(serde::Deserialize)]
-        struct Token {
-            access_token: zeroize::Zeroizing<String>,
-        }
-        return match serde_json::from_slice::<Token>(&a.body) {
-            Ok(t) if !t.access_token.is_empty() => Ok(t.access_token),
-            _ => Err(engine::unverified(
-                "Personio answered the token request in an unexpected format",
-            )),
-        };
+        return a.access_token("Personio");
     }
     if a.ip_refusal() {
         return Err(ctx.ip_blocked("Personio"));

@@ -199,16 +199,7 @@ async fn token(
         }
     };
     if a.status == 200 {
-        #[derive(serde::Deserialize)]
-        struct Token {
-            access_token: zeroize::Zeroizing<String>,
-        }
-        return match serde_json::from_slice::<Token>(&a.body) {
-            Ok(t) if !t.access_token.is_empty() => Ok(t.access_token),
-            _ => Err(engine::unverified(
-                "Workday answered the token request in an unexpected format",
-            )),
-        };
+        return a.access_token("Workday");
     }
     if a.ip_refusal() {
         return Err(ctx.ip_blocked("Workday"));
