@@ -44,11 +44,21 @@ impl Retry {
 }
 
 /// One provider answer, body capped at [`MAX_BODY`].
-#[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+}
+
+/// Redacted: a token endpoint's body carries an access token, and headers
+/// may echo credentials; only the status and the body's size are shown.
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("status", &self.status)
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Answer {
