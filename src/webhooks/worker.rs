@@ -316,6 +316,9 @@ pub async fn run(db: PgPool, cfg: Arc<WebhookConfig>, mut stop: watch::Receiver<
                 tracing::debug!(delivered = r.delivered, failed = r.failed, "webhook round")
             }
             Ok(_) => {}
+            // The pool closes at shutdown: stop quietly, not with a warning
+            // logged after the process said it stopped.
+            Err(_) if db.is_closed() => return,
             Err(e) => tracing::warn!(error = %e, "webhook round failed; retrying"),
         }
     }
