@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 async fn app_with(db: PgPool, fake: &Fake, extra: &[(&'static str, &str)]) -> TestApp {
     let mut env = fake.env();
     env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    spawn_app_env(db, &env).await
+    TestApp::builder(db).with_env(env).spawn().await
 }
 
 /// Opens a fresh Greenhouse link and submits the given client id and secret.
@@ -301,7 +301,7 @@ async fn an_unreachable_provider_leaves_the_credential_stored_as_unverified(db: 
         ("KEYDROP_GREENHOUSE_AUTH_URL", url.clone()),
         ("KEYDROP_GREENHOUSE_HARVEST_URL", url),
     ];
-    let app = spawn_app_env(db, &env).await;
+    let app = TestApp::builder(db).with_env(env).spawn().await;
     let (status, html) = submit_gh(&app, GH_CLIENT_ID, GH_CLIENT_SECRET).await;
     assert_eq!(status, StatusCode::OK);
     assert!(

@@ -513,7 +513,10 @@ async fn every_response_carries_the_security_headers(db: PgPool) {
 
 #[sqlx::test]
 async fn drop_pages_are_rate_limited_per_client_with_retry_after(db: PgPool) {
-    let app = spawn_app_with(db, &new_kek("k"), Some("3/min")).await;
+    let app = TestApp::builder(db)
+        .with_env([("KEYDROP_RATE_LIMIT", "3/min")])
+        .spawn()
+        .await;
     let (_, link) = app.create_link("lever").await;
     for _ in 0..3 {
         assert_eq!(

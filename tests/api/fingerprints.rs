@@ -137,7 +137,7 @@ async fn short_secrets_and_their_last_four_characters_appear_nowhere_and_long_on
 async fn the_same_value_gives_the_same_keyed_fingerprint_also_after_a_kek_rotation(db: PgPool) {
     let a = new_kek("kek-a");
     let b = new_kek("kek-b");
-    let app = spawn_app_with(db.clone(), &a, None).await;
+    let app = TestApp::builder(db.clone()).with_kek(&a).spawn().await;
     let mut fingerprints = Vec::new();
     for secret in [TWELVE, TWELVE, "another-pass"] {
         let (_, link) = app.create_link("generic").await;
@@ -168,7 +168,7 @@ async fn the_same_value_gives_the_same_keyed_fingerprint_also_after_a_kek_rotati
     .await
     .unwrap();
     assert!(summary.complete);
-    let app = spawn_app_with(db.clone(), &b, None).await;
+    let app = TestApp::builder(db.clone()).with_kek(&b).spawn().await;
     let (_, link) = app.create_link("generic").await;
     let id = submit_generic(&app, &link, TWELVE).await;
     assert_eq!(

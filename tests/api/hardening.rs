@@ -229,11 +229,13 @@ fn a_million_distinct_client_addresses_keep_the_throttles_bounded() {
 
 #[sqlx::test]
 async fn the_drop_page_limit_holds_per_ipv6_64_behind_a_trusted_proxy(db: PgPool) {
-    let config = test_config(&[
-        ("KEYDROP_RATE_LIMIT", "3/min"),
-        ("KEYDROP_TRUSTED_PROXIES", "127.0.0.1"),
-    ]);
-    let app = spawn_app_config(db, config).await;
+    let app = TestApp::builder(db)
+        .with_env([
+            ("KEYDROP_RATE_LIMIT", "3/min"),
+            ("KEYDROP_TRUSTED_PROXIES", "127.0.0.1"),
+        ])
+        .spawn()
+        .await;
     let page = format!("{}/d/kdl_{}", app.public, "A".repeat(43));
     let get = |from: String| {
         let page = page.clone();
@@ -270,13 +272,19 @@ async fn the_drop_page_limit_holds_per_ipv6_64_behind_a_trusted_proxy(db: PgPool
 async fn the_internal_listener_refuses_foreign_host_names_and_metrics_can_require_a_token(
     db: PgPool,
 ) {
-    let mut config = test_config(&[("KEYDROP_METRICS_TOKEN", "metrics-token-for-tests")]);
-    // The default list with KEYDROP_INTERNAL_URL set (built here: the test
-    // configuration refuses URLs beyond loopback, even ones never called).
-    let url = url::Url::parse("https://keydrop.corp.example").unwrap();
-    config.internal_hosts =
-        keydrop::http::internal_guard::InternalHosts::default_for(config.internal_addr, Some(&url));
-    let app = spawn_app_config(db, config).await;
+    let app = TestApp::builder(db)
+        .with_env([("KEYDROP_METRICS_TOKEN", "metrics-token-for-tests")])
+        // The default list with KEYDROP_INTERNAL_URL set (built here: the test
+        // configuration refuses URLs beyond loopback, even ones never called).
+        .with_config(|c| {
+            let url = url::Url::parse("https://keydrop.corp.example").unwrap();
+            c.internal_hosts = keydrop::http::internal_guard::InternalHosts::default_for(
+                c.internal_addr,
+                Some(&url),
+            );
+        })
+        .spawn()
+        .await;
     let port = app.internal.rsplit(':').next().unwrap().to_owned();
     let get = |path: &str, host: String, token: Option<&str>| {
         let mut req = app.api.get(app.url(path)).header("host", host);
@@ -350,12 +358,14 @@ async fn a_slack_webhook_url_is_never_stored_in_clear(db: PgPool) {
         }),
     );
     tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
-    let mut config = test_config(&[
-        ("KEYDROP_WEBHOOK_URL", hook.as_str()),
-        ("KEYDROP_WEBHOOK_FORMAT", "slack"),
-    ]);
-    config.webhooks.poll = Duration::from_millis(50);
-    let app = spawn_app_config(db.clone(), config).await;
+    let app = TestApp::builder(db.clone())
+        .with_env([
+            ("KEYDROP_WEBHOOK_URL", hook.as_str()),
+            ("KEYDROP_WEBHOOK_FORMAT", "slack"),
+        ])
+        .with_config(|c| c.webhooks.poll = Duration::from_millis(50))
+        .spawn()
+        .await;
     let (_, link) = app.create_link("generic").await;
     let resp = app
         .open_and_submit(
@@ -428,7 +438,7 @@ async fn parallel_public_rechecks_make_at_most_the_allowed_provider_calls_and_ea
     use keydrop::service::checks::{recheck, recheck_within, RecheckError};
     use keydrop::store::audit::Actor;
     let fake = Fake::start(Behaviour::default()).await;
-    let app = spawn_app_env(db.clone(), &fake.env()).await;
+    let app = TestApp::builder(db.clone()).with_fake(&fake).spawn().await;
     let before_submit = fake.requests().len();
     let (_, link) = app.create_link("greenhouse").await;
     let resp = app
@@ -521,7 +531,7 @@ async fn every_rotation_batch_commits_with_its_own_audit_event(db: PgPool) {
     use keydrop::ops::rotate::{self, Options};
     let a = new_kek("kek-a");
     let b = new_kek("kek-b");
-    let app = spawn_app_with(db.clone(), &a, None).await;
+    let app = TestApp::builder(db.clone()).with_kek(&a).spawn().await;
     seed(&app, &Keyring::parse(&a).unwrap(), 5).await;
     let both = Keyring::parse(&format!("{b},{a}")).unwrap();
     // Stopped after two batches, as a killed run would be: what committed is on record.
@@ -563,8 +573,10 @@ async fn every_rotation_batch_commits_with_its_own_audit_event(db: PgPool) {
 #[sqlx::test]
 async fn one_client_address_cannot_hold_more_than_its_connection_cap(db: PgPool) {
     use tokio::io::AsyncReadExt;
-    let config = test_config(&[("KEYDROP_MAX_CONNECTIONS_PER_CLIENT", "5")]);
-    let app = spawn_app_config(db, config).await;
+    let app = TestApp::builder(db)
+        .with_env([("KEYDROP_MAX_CONNECTIONS_PER_CLIENT", "5")])
+        .spawn()
+        .await;
     let addr: std::net::SocketAddr = app.public.trim_start_matches("http://").parse().unwrap();
     let connect_from = |ip: &str| {
         let ip: std::net::IpAddr = ip.parse().unwrap();

@@ -151,20 +151,16 @@ async fn look_alike_characters_in_an_email_are_refused(db: PgPool) {
     assert_eq!(app.count("secrets").await, 0);
 }
 
-async fn app_behind_proxy(db: PgPool, failure_limit: &str) -> TestApp {
-    spawn_app_env(
-        db,
-        &[
-            ("KEYDROP_TRUSTED_PROXIES", "127.0.0.1".into()),
-            ("KEYDROP_AUTH_FAILURE_LIMIT", failure_limit.into()),
-        ],
-    )
-    .await
+fn behind_proxy(db: PgPool, failure_limit: &str) -> TestAppBuilder {
+    TestApp::builder(db).with_env([
+        ("KEYDROP_TRUSTED_PROXIES", "127.0.0.1"),
+        ("KEYDROP_AUTH_FAILURE_LIMIT", failure_limit),
+    ])
 }
 
 #[sqlx::test]
 async fn guessing_drop_link_tokens_is_throttled_per_client_and_audited(db: PgPool) {
-    let app = app_behind_proxy(db, "3/min").await;
+    let app = behind_proxy(db, "3/min").spawn().await;
     let (_, link) = app.create_link("lever").await;
     let guess = |n: usize, ip: &'static str| {
         let url = format!("{}/d/kdl_{n:0>43}", app.public);
@@ -214,7 +210,7 @@ async fn guessing_drop_link_tokens_is_throttled_per_client_and_audited(db: PgPoo
 
 #[sqlx::test]
 async fn guessing_staff_tokens_is_throttled_with_retry_after(db: PgPool) {
-    let app = app_behind_proxy(db, "2/min").await;
+    let app = behind_proxy(db, "2/min").spawn().await;
     let wrong = format!("kds_{}", "Q".repeat(43));
     let get = |token: String, ip: &'static str| {
         app.api
@@ -266,10 +262,11 @@ async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(db: PgPool)
             .await
             .unwrap();
     assert_eq!(ip.as_deref(), Some("127.0.0.1"));
+    let kek = app.kek.clone();
     drop(app);
 
     // Behind a trusted proxy, the right-most untrusted hop is the client.
-    let app = app_behind_proxy(db, "20/min").await;
+    let app = behind_proxy(db, "20/min").with_kek(&kek).spawn().await;
     let (_, link) = app.create_link("lever").await;
     let csrf = app.open_form(&link).await;
     app.browser
@@ -295,7 +292,10 @@ async fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(db: PgPool)
 
 #[sqlx::test]
 async fn with_the_failure_limit_off_wrong_tokens_are_only_ever_401(db: PgPool) {
-    let app = spawn_app_env(db, &[("KEYDROP_AUTH_FAILURE_LIMIT", "off".into())]).await;
+    let app = TestApp::builder(db)
+        .with_env([("KEYDROP_AUTH_FAILURE_LIMIT", "off")])
+        .spawn()
+        .await;
     let wrong = format!("kds_{}", "W".repeat(43));
     for _ in 0..30 {
         assert_eq!(

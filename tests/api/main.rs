@@ -8,11 +8,9 @@ mod binary;
 mod checks;
 mod drop_flow;
 mod edges;
-mod fakes;
 mod faults;
 mod fingerprints;
 mod hardening;
-mod helpers;
 mod hermetic;
 mod hostile;
 mod lifecycle;
@@ -26,4 +24,9 @@ mod resubmission;
 mod retention;
 mod rotation;
 mod storage;
+#[path = "../support/mod.rs"]
+mod support;
 mod webhooks;
+
+// Tests name the shared support as `crate::helpers` and `crate::fakes`.
+use support::{fakes, helpers};

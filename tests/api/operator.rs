@@ -96,7 +96,7 @@ async fn rows_under_a_kek_missing_from_the_ring_fail_readiness_and_are_named_at_
 ) {
     let url = database_url(&db);
     let old = new_kek("kek-old");
-    let app = spawn_app_with(db.clone(), &old, None).await;
+    let app = TestApp::builder(db.clone()).with_kek(&old).spawn().await;
     seed(&app, &Keyring::parse(&old).unwrap(), 5).await;
     drop(app);
     let new = new_kek("kek-new");
@@ -141,7 +141,7 @@ async fn rows_under_a_kek_missing_from_the_ring_fail_readiness_and_are_named_at_
 async fn rotate_refuses_a_kek_no_server_has_loaded_unless_forced(db: PgPool) {
     let url = database_url(&db);
     let old = new_kek("kek-old");
-    let app = spawn_app_with(db.clone(), &old, None).await;
+    let app = TestApp::builder(db.clone()).with_kek(&old).spawn().await;
     let seeded = seed(&app, &Keyring::parse(&old).unwrap(), 4).await;
     drop(app);
     let ring = format!("{},{old}", new_kek("kek-new"));
@@ -169,7 +169,7 @@ async fn rotate_refuses_a_kek_no_server_has_loaded_unless_forced(db: PgPool) {
 async fn rotate_goes_ahead_once_a_server_has_loaded_the_new_ring(db: PgPool) {
     let url = database_url(&db);
     let old = new_kek("kek-old");
-    let app = spawn_app_with(db.clone(), &old, None).await;
+    let app = TestApp::builder(db.clone()).with_kek(&old).spawn().await;
     seed(&app, &Keyring::parse(&old).unwrap(), 2).await;
     drop(app);
     let ring = format!("{},{old}", new_kek("kek-new"));
@@ -231,7 +231,7 @@ async fn rotate_exits_non_zero_whenever_rows_remain_and_130_after_ctrl_c(db: PgP
     use std::io::{BufRead, BufReader};
     let url = database_url(&db);
     let old = new_kek("kek-old");
-    let app = spawn_app_with(db.clone(), &old, None).await;
+    let app = TestApp::builder(db.clone()).with_kek(&old).spawn().await;
     seed(&app, &Keyring::parse(&old).unwrap(), 300).await;
     drop(app);
     let ring = format!("{},{old}", new_kek("kek-new"));
@@ -290,7 +290,7 @@ async fn rotate_exits_non_zero_whenever_rows_remain_and_130_after_ctrl_c(db: PgP
 async fn start_up_logs_in_json_say_what_an_operator_needs_and_end_with_stopped(db: PgPool) {
     let url = database_url(&db);
     let old = new_kek("kek-old");
-    let app = spawn_app_with(db.clone(), &old, None).await;
+    let app = TestApp::builder(db.clone()).with_kek(&old).spawn().await;
     seed(&app, &Keyring::parse(&old).unwrap(), 2).await;
     drop(app);
     let new = new_kek("kek-new");
@@ -370,7 +370,7 @@ async fn start_up_logs_in_json_say_what_an_operator_needs_and_end_with_stopped(d
 async fn missing_kek_lines_in_json_carry_the_id_and_the_row_count_as_fields(db: PgPool) {
     let url = database_url(&db);
     let old = new_kek("kek-old");
-    let app = spawn_app_with(db.clone(), &old, None).await;
+    let app = TestApp::builder(db.clone()).with_kek(&old).spawn().await;
     seed(&app, &Keyring::parse(&old).unwrap(), 3).await;
     drop(app);
     let mut cmd = keydrop(&url, &new_kek("kek-new"));

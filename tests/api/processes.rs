@@ -29,7 +29,7 @@ async fn a_rotation_killed_part_way_completes_when_run_again(db: PgPool) {
     let url = database_url(&db);
     let a = new_kek("kek-a");
     let b = new_kek("kek-b");
-    let app = spawn_app_with(db.clone(), &a, None).await;
+    let app = TestApp::builder(db.clone()).with_kek(&a).spawn().await;
     let seeded = seed(&app, &Keyring::parse(&a).unwrap(), 600).await;
     drop(app);
     let ring = format!("{b},{a}");
@@ -92,7 +92,7 @@ async fn a_rotation_killed_part_way_completes_when_run_again(db: PgPool) {
     assert!(stderr.contains("rotate: done"), "{stderr}");
     assert_eq!(rows_per_kek(&db).await, [("kek-b".to_owned(), 600)]);
 
-    let only_b = spawn_app_with(db.clone(), &b, None).await;
+    let only_b = TestApp::builder(db.clone()).with_kek(&b).spawn().await;
     for (id, secret) in seeded.iter().step_by(20) {
         assert_eq!(&revealed_secret(&only_b, *id).await, secret);
     }

@@ -172,7 +172,7 @@ async fn every_provider_reports_valid_invalid_and_each_missing_permission_by_its
     db: PgPool,
 ) {
     let fake = Fake::start(Behaviour::default()).await;
-    let app = spawn_app_env(db, &fake.env()).await;
+    let app = TestApp::builder(db).with_fake(&fake).spawn().await;
     let all = cases();
     assert_eq!(
         all.len(),
@@ -254,6 +254,7 @@ async fn every_provider_is_unverified_when_its_upstream_is_down_and_verified_aft
             case.id
         );
     }
+    let kek = app.kek.clone();
     drop(app);
     let fake = Fake::start(Behaviour {
         rate_limit_first: 1,
@@ -262,7 +263,11 @@ async fn every_provider_is_unverified_when_its_upstream_is_down_and_verified_aft
     .await;
     let mut env = fake.env();
     env.push(("KEYDROP_CHECK_TIMEOUT", "8s".into()));
-    let app = spawn_app_env(db, &env).await;
+    let app = TestApp::builder(db)
+        .with_kek(&kek)
+        .with_env(env)
+        .spawn()
+        .await;
     for case in cases() {
         let (status, check, _) = submit(&app, case.id, &case.good).await;
         assert_eq!(
@@ -287,7 +292,7 @@ async fn bamboohr_uses_the_field_metadata_with_json_honours_503_and_http_dates_a
         ..Default::default()
     })
     .await;
-    let app = spawn_app_env(db, &fake.env()).await;
+    let app = TestApp::builder(db).with_fake(&fake).spawn().await;
     let good = vec![("company_domain", BAMBOO_DOMAIN), ("api_key", BAMBOO_KEY)];
     let (status, check, _) = submit(&app, "bamboohr", &good).await;
     assert_eq!(
@@ -355,7 +360,7 @@ async fn bamboohr_uses_the_field_metadata_with_json_honours_503_and_http_dates_a
 #[sqlx::test]
 async fn ashby_accepts_a_key_without_api_keys_read_and_refuses_a_deactivated_one(db: PgPool) {
     let fake = Fake::start(Behaviour::default()).await;
-    let app = spawn_app_env(db, &fake.env()).await;
+    let app = TestApp::builder(db).with_fake(&fake).spawn().await;
     // The fake's apiKey.info answers missing_endpoint_permission, as for any
     // key not granted API Keys: Read.
     let (status, check, _) = submit(&app, "ashby", &vec![("api_key", ASHBY_KEY)]).await;
@@ -376,7 +381,7 @@ async fn ashby_accepts_a_key_without_api_keys_read_and_refuses_a_deactivated_one
 #[sqlx::test]
 async fn greenhouse_token_errors_name_their_real_cause(db: PgPool) {
     let fake = Fake::start(Behaviour::default()).await;
-    let app = spawn_app_env(db, &fake.env()).await;
+    let app = TestApp::builder(db).with_fake(&fake).spawn().await;
     // A malformed client ID: on the client ID field.
     let (status, _, html) = submit(
         &app,
@@ -458,7 +463,7 @@ async fn greenhouse_v3_counts_a_404_as_undecided_not_as_a_missing_permission(db:
         ..Default::default()
     })
     .await;
-    let app = spawn_app_env(db, &fake.env()).await;
+    let app = TestApp::builder(db).with_fake(&fake).spawn().await;
     let (status, check, _) = submit(
         &app,
         "greenhouse",
@@ -481,7 +486,7 @@ async fn lever_eu_keys_are_checked_on_the_eu_host_and_a_us_refusal_points_at_the
     db: PgPool,
 ) {
     let fake = Fake::start(Behaviour::default()).await;
-    let app = spawn_app_env(db, &fake.env()).await;
+    let app = TestApp::builder(db).with_fake(&fake).spawn().await;
     let (status, check, _) = submit(
         &app,
         "lever",
@@ -509,7 +514,7 @@ async fn lever_eu_keys_are_checked_on_the_eu_host_and_a_us_refusal_points_at_the
 #[sqlx::test]
 async fn hosts_from_the_customer_cannot_point_the_check_elsewhere(db: PgPool) {
     let fake = Fake::start(Behaviour::default()).await;
-    let app = spawn_app_env(db, &fake.env()).await;
+    let app = TestApp::builder(db).with_fake(&fake).spawn().await;
     for (provider, fields, field) in [
         (
             "bamboohr",

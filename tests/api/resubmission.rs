@@ -246,7 +246,10 @@ async fn a_form_loaded_before_expiry_is_accepted_within_the_grace_period_and_aft
     db: PgPool,
 ) {
     // A grace of 2 seconds, so the test can outlast it.
-    let app = spawn_app_env(db, &[("KEYDROP_LINK_GRACE", "2s".to_owned())]).await;
+    let app = TestApp::builder(db)
+        .with_env([("KEYDROP_LINK_GRACE", "2s")])
+        .spawn()
+        .await;
     let short = json!({"organization": "Acme", "provider": "generic", "expires_in": "1s"});
     let (link_id, link) = app.create_link_with(short.clone()).await;
     let page = app

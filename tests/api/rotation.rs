@@ -20,7 +20,7 @@ fn actor() -> Actor {
 async fn an_interrupted_rotation_resumes_and_then_the_old_kek_can_leave_the_ring(db: PgPool) {
     let a = new_kek("kek-a");
     let b = new_kek("kek-b");
-    let old = spawn_app_with(db.clone(), &a, None).await;
+    let old = TestApp::builder(db.clone()).with_kek(&a).spawn().await;
     let ring_a = Keyring::parse(&a).unwrap();
     let seeded = seed(&old, &ring_a, 7).await;
     let payloads: HashMap<_, _> = {
@@ -84,7 +84,7 @@ async fn an_interrupted_rotation_resumes_and_then_the_old_kek_can_leave_the_ring
     drop(old);
 
     // Only the new KEK now: every secret still reveals.
-    let new = spawn_app_with(db.clone(), &b, None).await;
+    let new = TestApp::builder(db.clone()).with_kek(&b).spawn().await;
     for (id, secret) in &seeded {
         assert_eq!(&revealed_secret(&new, *id).await, secret);
     }
@@ -120,11 +120,14 @@ async fn an_interrupted_rotation_resumes_and_then_the_old_kek_can_leave_the_ring
 async fn rotation_runs_beside_concurrent_submissions_and_reveals(db: PgPool) {
     let a = new_kek("kek-a");
     let b = new_kek("kek-b");
-    let old = spawn_app_with(db.clone(), &a, None).await;
+    let old = TestApp::builder(db.clone()).with_kek(&a).spawn().await;
     let mut seeded = seed(&old, &Keyring::parse(&a).unwrap(), 60).await;
     drop(old);
     // The servers restart with B first (A kept to read old rows), then rotate.
-    let app = spawn_app_with(db.clone(), &format!("{b},{a}"), None).await;
+    let app = TestApp::builder(db.clone())
+        .with_kek(&format!("{b},{a}"))
+        .spawn()
+        .await;
     let both = Keyring::parse(&format!("{b},{a}")).unwrap();
 
     let submissions = async {
@@ -163,7 +166,7 @@ async fn rotation_runs_beside_concurrent_submissions_and_reveals(db: PgPool) {
     assert_eq!(summary.rewrapped, 60);
     drop(app);
 
-    let only_b = spawn_app_with(db.clone(), &b, None).await;
+    let only_b = TestApp::builder(db.clone()).with_kek(&b).spawn().await;
     for (id, secret) in submitted {
         let v: Value = only_b.reveal(&id).await.json().await.unwrap();
         assert_eq!(v["fields"]["client_secret"], secret.as_str());
@@ -178,7 +181,7 @@ async fn rotation_runs_beside_concurrent_submissions_and_reveals(db: PgPool) {
 async fn rows_under_a_kek_missing_from_the_ring_are_reported_not_lost(db: PgPool) {
     let a = new_kek("kek-a");
     let b = new_kek("kek-b");
-    let app = spawn_app_with(db.clone(), &a, None).await;
+    let app = TestApp::builder(db.clone()).with_kek(&a).spawn().await;
     let seeded = seed(&app, &Keyring::parse(&a).unwrap(), 3).await;
     let stop = AtomicBool::new(false);
     // The operator forgot to keep A in the ring.

@@ -176,7 +176,7 @@ async fn swapping_the_wrapped_dek_or_whole_envelope_between_rows_makes_reveal_fa
 #[sqlx::test]
 async fn a_secret_under_an_unconfigured_kek_answers_kek_unavailable(db: PgPool) {
     let old = new_kek("old-kek");
-    let first = spawn_app_with(db.clone(), &old, None).await;
+    let first = TestApp::builder(db.clone()).with_kek(&old).spawn().await;
     let (_, link) = first.create_link("lever").await;
     let csrf = first.open_form(&link).await;
     let id = reference_from(
@@ -196,7 +196,10 @@ async fn a_secret_under_an_unconfigured_kek_answers_kek_unavailable(db: PgPool) 
             .unwrap(),
     );
     drop(first);
-    let second = spawn_app_with(db, &new_kek("new-kek"), None).await;
+    let second = TestApp::builder(db)
+        .with_kek(&new_kek("new-kek"))
+        .spawn()
+        .await;
     let resp = second.reveal(&id).await;
     assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let v: Value = resp.json().await.unwrap();
@@ -227,7 +230,7 @@ async fn a_kek_that_wraps_secrets_but_lost_its_canary_is_refused_until_adopted(d
     use keydrop::crypto::Keyring;
     use keydrop::store::canary::{self, Adopted};
     let kek = new_kek("lost-canary");
-    let first = spawn_app_with(db.clone(), &kek, None).await;
+    let first = TestApp::builder(db.clone()).with_kek(&kek).spawn().await;
     let (_, link) = first.create_link("lever").await;
     let csrf = first.open_form(&link).await;
     let id = reference_from(
@@ -296,6 +299,6 @@ async fn a_kek_that_wraps_secrets_but_lost_its_canary_is_refused_until_adopted(d
         canary::adopt(&db, &right, "lost-canary").await.unwrap(),
         Adopted::AlreadyRegistered
     );
-    let second = spawn_app_with(db, &kek, None).await;
+    let second = TestApp::builder(db).with_kek(&kek).spawn().await;
     assert_eq!(second.reveal(&id).await.status(), StatusCode::OK);
 }

@@ -103,16 +103,20 @@ fn start_receiver(listener: tokio::net::TcpListener, fail_first: usize) -> Share
 
 /// An app whose webhooks go to `url`, with retries in milliseconds instead of minutes.
 async fn app_with_webhooks(db: PgPool, url: &str) -> TestApp {
-    let mut config = test_config(&[
-        ("KEYDROP_WEBHOOK_URL", url),
-        ("KEYDROP_WEBHOOK_SECRET", SECRET),
-    ]);
-    config.webhooks.backoff_base = Duration::from_millis(100);
-    config.webhooks.backoff_cap = Duration::from_millis(400);
-    config.webhooks.poll = Duration::from_millis(50);
-    config.webhooks.expiry_scan = Duration::from_millis(100);
-    config.webhooks.timeout = Duration::from_secs(2);
-    spawn_app_config(db, config).await
+    TestApp::builder(db)
+        .with_env([
+            ("KEYDROP_WEBHOOK_URL", url),
+            ("KEYDROP_WEBHOOK_SECRET", SECRET),
+        ])
+        .with_config(|c| {
+            c.webhooks.backoff_base = Duration::from_millis(100);
+            c.webhooks.backoff_cap = Duration::from_millis(400);
+            c.webhooks.poll = Duration::from_millis(50);
+            c.webhooks.expiry_scan = Duration::from_millis(100);
+            c.webhooks.timeout = Duration::from_secs(2);
+        })
+        .spawn()
+        .await
 }
 
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -342,9 +346,10 @@ async fn a_replica_without_webhook_settings_leaves_deliveries_to_the_replicas_th
     let configured = app_with_webhooks(db.clone(), &url).await;
     let (_, link) = configured.create_link("generic").await;
     submit_generic(&configured, &link, "first-secret").await;
+    let kek = configured.kek.clone();
     drop(configured);
     // …and another message is waiting to be dispatched.
-    let bare = spawn_app_env(db.clone(), &[]).await;
+    let bare = TestApp::builder(db.clone()).with_kek(&kek).spawn().await;
     let (_, link) = bare.create_link("generic").await;
     submit_generic(&bare, &link, "second-secret").await;
     sqlx::query("UPDATE webhook_messages SET dispatched_at = NULL WHERE id NOT IN (SELECT message_id FROM webhook_deliveries)")
@@ -367,14 +372,14 @@ async fn a_replica_without_webhook_settings_leaves_deliveries_to_the_replicas_th
 
     // A configured replica then delivers everything.
     let inbox = start_receiver(listener, 0);
-    let _configured = spawn_app_env(
-        db.clone(),
-        &[
-            ("KEYDROP_WEBHOOK_URL", url.clone()),
-            ("KEYDROP_WEBHOOK_SECRET", SECRET.to_owned()),
-        ],
-    )
-    .await;
+    let _configured = TestApp::builder(db.clone())
+        .with_kek(&kek)
+        .with_env([
+            ("KEYDROP_WEBHOOK_URL", url.as_str()),
+            ("KEYDROP_WEBHOOK_SECRET", SECRET),
+        ])
+        .spawn()
+        .await;
     wait_for("both submissions delivered", || {
         let i = inbox.lock().unwrap();
         i.accepted
@@ -431,7 +436,7 @@ async fn failed_live_checks_and_retention_shredding_are_announced(db: PgPool) {
         ..Default::default()
     })
     .await;
-    let app = spawn_app_env(db.clone(), &fake.env()).await;
+    let app = TestApp::builder(db.clone()).with_fake(&fake).spawn().await;
     let (_, link) = app.create_link("greenhouse").await;
     let resp = app
         .open_and_submit(

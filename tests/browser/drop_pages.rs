@@ -3,7 +3,7 @@
 
 use crate::driver::{Browser, Screen};
 use crate::fakes::{Behaviour, Fake, GH_CLIENT_ID, GH_CLIENT_SECRET};
-use crate::helpers::{spawn_app_env, TestApp};
+use crate::helpers::TestApp;
 use fantoccini::key::Key;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -16,7 +16,7 @@ pub async fn setup(
 ) -> Option<(TestApp, Fake, Browser)> {
     let browser = Browser::start(screen).await?;
     let fake = Fake::start(behaviour).await;
-    let app = spawn_app_env(db, &fake.env()).await;
+    let app = TestApp::builder(db).with_fake(&fake).spawn().await;
     Some((app, fake, browser))
 }
 

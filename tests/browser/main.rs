@@ -9,10 +9,10 @@
 mod driver;
 mod drop_pages;
 mod exact;
-#[allow(dead_code, unused_imports)] // the browser tests use only part of the API fakes
-#[path = "../api/fakes/mod.rs"]
-mod fakes;
-#[allow(dead_code)] // ... and of the API test helpers
-#[path = "../api/helpers.rs"]
-mod helpers;
 mod phone;
+// The browser tests use only part of the shared support (fakes, TestApp).
+#[allow(dead_code, unused_imports)]
+#[path = "../support/mod.rs"]
+mod support;
+
+use support::{fakes, helpers};

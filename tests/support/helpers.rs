@@ -1,6 +1,33 @@
-//! `spawn_app` and a `TestApp` with one method per endpoint.
+//! The app under test: one builder, and a `TestApp` with one method per endpoint.
+//!
+//! How to spawn an app (every test gets its own database from `#[sqlx::test]`):
+//!
+//! ```ignore
+//! let app = spawn_app(db).await;                       // the defaults
+//! let app = TestApp::builder(db)
+//!     .with_fake(&fake)                                // providers → local fakes
+//!     .with_env([("KEYDROP_RATE_LIMIT", "3/min")])     // any KEYDROP_* variable
+//!     .with_config(|c| c.webhooks.poll = Duration::from_millis(50)) // what no variable reaches
+//!     .with_kek(&first.kek)                            // a second app on the same database
+//!     .spawn()
+//!     .await;
+//! ```
+//!
+//! Defaults: ephemeral loopback ports, no rate limit, a fresh KEK with the id
+//! `test-kek`, an `admin` token in `app.admin` (a later app on the same
+//! database revokes the earlier one's), and every outside service on a closed
+//! loopback port ([`CLOSED_UPSTREAM`]) unless a test names a fake: nothing
+//! reaches the network, and a configuration naming a host beyond loopback
+//! fails the test. Adding an outside service? Default it to a closed port in
+//! [`test_config`].
+//!
+//! A second app on the same database is a second replica: give it the first
+//! one's ring (`.with_kek(&first.kek)`), or its start refuses a different key
+//! under `test-kek`. A start that must fail builds [`Application`] by hand
+//! from [`test_config`].
 
-use keydrop::config::{Config, RateLimit};
+use super::fakes::Fake;
+use keydrop::config::Config;
 use keydrop::crypto::{generate_kek, KekId, Keyring};
 use keydrop::domain::{Scopes, StaffSecret};
 use keydrop::startup::Application;
@@ -123,83 +150,111 @@ pub fn test_config(extra: &[(&str, &str)]) -> Config {
     config
 }
 
+/// `TestApp::builder(db).spawn()`: the app with defaults, on a fresh database.
 pub async fn spawn_app(db: PgPool) -> TestApp {
-    spawn_app_with(db, &new_kek("test-kek"), None).await
+    TestApp::builder(db).spawn().await
 }
 
-pub async fn spawn_app_with(db: PgPool, kek: &str, rate_limit: Option<&str>) -> TestApp {
-    let mut config = test_config(&[]);
-    if let Some(rl) = rate_limit {
-        config.rate_limit = RateLimit::parse(rl).unwrap();
-    }
-    let app = Application::build(config, Keyring::parse(kek).unwrap(), db.clone())
-        .await
-        .unwrap();
-    // Drop links must point at the port the app really got.
-    let public = format!("http://{}", app.public_addr());
-    let internal = format!("http://{}", app.internal_addr());
-    spawn_built(app, db, kek, public, internal).await
-}
+/// A configuration change applied after the environment is read.
+type Tweak = Box<dyn FnOnce(&mut Config) + Send>;
 
-/// Spawns an app with extra environment (e.g. provider URLs pointing at a fake).
-pub async fn spawn_app_env(db: PgPool, extra: &[(&str, String)]) -> TestApp {
-    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let config = test_config(&extra);
-    // A fresh id, so a second app on the same database never collides with the first's canary.
-    let kek = new_kek(&format!(
-        "env-kek-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    ));
-    let app = Application::build(config, Keyring::parse(&kek).unwrap(), db.clone())
-        .await
-        .unwrap();
-    let public = format!("http://{}", app.public_addr());
-    let internal = format!("http://{}", app.internal_addr());
-    spawn_built(app, db, &kek, public, internal).await
-}
-
-/// Spawns an app with a configuration the test built (e.g. fast webhook retries).
-pub async fn spawn_app_config(db: PgPool, config: Config) -> TestApp {
-    assert_config_loopback_only(&config);
-    let kek = new_kek("test-kek");
-    let app = Application::build(config, Keyring::parse(&kek).unwrap(), db.clone())
-        .await
-        .unwrap();
-    let public = format!("http://{}", app.public_addr());
-    let internal = format!("http://{}", app.internal_addr());
-    spawn_built(app, db, &kek, public, internal).await
-}
-
-async fn spawn_built(
-    app: Application,
+/// Builds a [`TestApp`]; see the module documentation.
+#[must_use = "call .spawn().await to start the app"]
+pub struct TestAppBuilder {
     db: PgPool,
-    kek: &str,
-    public: String,
-    internal: String,
-) -> TestApp {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
-        let _ = rx.await;
-    }));
-    // A second app on the same database takes over the admin token name.
-    sqlx::query("UPDATE staff_tokens SET revoked_at = now() WHERE name = 'test-admin' AND revoked_at IS NULL")
-        .execute(&db)
-        .await
-        .unwrap();
-    let admin = create_token(&db, "test-admin", "admin").await;
-    TestApp {
-        public,
-        internal,
-        db,
-        admin,
-        kek: kek.to_owned(),
-        browser: Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        api: Client::new(),
-        shutdown: Some(tx),
+    kek: Option<String>,
+    env: Vec<(String, String)>,
+    tweaks: Vec<Tweak>,
+}
+
+impl TestApp {
+    /// Starts building an app on `db` (the `#[sqlx::test]` database).
+    pub fn builder(db: PgPool) -> TestAppBuilder {
+        TestAppBuilder {
+            db,
+            kek: None,
+            env: Vec::new(),
+            tweaks: Vec::new(),
+        }
+    }
+}
+
+impl TestAppBuilder {
+    /// The key ring, `id=base64key[,id=base64key]` (first is active), e.g.
+    /// [`new_kek`] or another app's `kek` for a second replica on the same
+    /// database. Default: a fresh key with the id `test-kek`.
+    pub fn with_kek(mut self, ring: &str) -> Self {
+        self.kek = Some(ring.to_owned());
+        self
+    }
+
+    /// Environment variables on top of [`test_config`]'s, as `KEYDROP_*`
+    /// would be set for the binary. Checked: none may name a host beyond loopback.
+    pub fn with_env<K: Into<String>, V: Into<String>>(
+        mut self,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        self.env
+            .extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
+    /// Every provider upstream pointed at `fake` (instead of a closed port).
+    pub fn with_fake(self, fake: &Fake) -> Self {
+        self.with_env(fake.env())
+    }
+
+    /// Changes the built [`Config`] where no environment variable reaches
+    /// (e.g. webhook retries in milliseconds). Runs after `with_env`.
+    pub fn with_config(mut self, tweak: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        self.tweaks.push(Box::new(tweak));
+        self
+    }
+
+    /// Builds and starts the app on ephemeral ports, with an `admin` token.
+    pub async fn spawn(self) -> TestApp {
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut config = test_config(&env);
+        for tweak in self.tweaks {
+            tweak(&mut config);
+        }
+        assert_config_loopback_only(&config);
+        let kek = self.kek.unwrap_or_else(|| new_kek("test-kek"));
+        let app = Application::build(config, Keyring::parse(&kek).unwrap(), self.db.clone())
+            .await
+            .unwrap();
+        // Drop links must point at the port the app really got.
+        let public = format!("http://{}", app.public_addr());
+        let internal = format!("http://{}", app.internal_addr());
+        let db = self.db;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        // A second app on the same database takes over the admin token name.
+        sqlx::query("UPDATE staff_tokens SET revoked_at = now() WHERE name = 'test-admin' AND revoked_at IS NULL")
+            .execute(&db)
+            .await
+            .unwrap();
+        let admin = create_token(&db, "test-admin", "admin").await;
+        TestApp {
+            public,
+            internal,
+            db,
+            admin,
+            kek,
+            browser: Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            api: Client::new(),
+            shutdown: Some(tx),
+        }
     }
 }
 
