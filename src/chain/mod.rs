@@ -34,7 +34,6 @@
 //! the sealer logs the head, `/metrics` exports it, and
 //! `keydrop audit verify --anchor SEQ:HASH` checks an old head is still there.
 
-pub mod cli;
 pub mod metrics;
 pub mod sealer;
 pub mod verify;

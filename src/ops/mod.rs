@@ -2,7 +2,6 @@
 //! retention (crypto-shredding). Both are safe to run on several replicas at
 //! once and beside serving traffic.
 
-pub mod cli;
 pub mod fingerprints;
 pub mod retention;
 pub mod rotate;

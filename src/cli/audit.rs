@@ -1,6 +1,6 @@
 //! `keydrop audit verify` and `keydrop audit export`.
 
-use super::verify::{verify, Anchor, VerifyError};
+use crate::chain::verify::{verify, Anchor, VerifyError};
 use crate::domain::HumanDuration;
 use crate::store::audit::{self, Query};
 use anyhow::Context as _;

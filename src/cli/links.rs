@@ -1,0 +1,221 @@
+//! `keydrop request create|list|revoke`: drop links, through the same
+//! service functions as the API.
+
+use super::connect;
+use crate::service::links::{self, LinkInput, RawLink, RevokeError};
+use crate::store::{audit::Actor, requests};
+use anyhow::{bail, Context as _};
+use chrono::Utc;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use uuid::Uuid;
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCmd {
+    /// Create a drop link; prints the URL alone.
+    Create(CreateLink),
+    /// List drop links.
+    List {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a drop link by id or by its URL.
+    Revoke {
+        /// The link's id (printed by `request create`) or the drop link URL itself.
+        link: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateLink {
+    /// The customer organization, as shown on the drop page.
+    #[arg(long)]
+    org: String,
+    /// The provider id (see `keydrop providers`), e.g. greenhouse or generic.
+    #[arg(long)]
+    provider: String,
+    /// Lifetime such as 7d (default: KEYDROP_LINK_TTL, 7d).
+    #[arg(long)]
+    expires_in: Option<String>,
+    /// How many submissions the link accepts (default 1).
+    #[arg(long)]
+    max_uses: Option<i64>,
+    /// The customer admin's email address, for staff reference.
+    #[arg(long)]
+    contact: Option<String>,
+    /// A note shown to the customer on the drop page.
+    #[arg(long)]
+    note: Option<String>,
+    /// Print the created link as JSON instead of the bare URL.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn request(cmd: RequestCmd) -> anyhow::Result<()> {
+    let (config, db) = connect().await?;
+    match cmd {
+        RequestCmd::Create(c) => {
+            let input = LinkInput::parse(
+                RawLink {
+                    organization: &c.org,
+                    provider: &c.provider,
+                    expires_in: c.expires_in.as_deref(),
+                    max_uses: c.max_uses,
+                    contact_email: c.contact.as_deref(),
+                    note: c.note.as_deref(),
+                },
+                config.link_ttl,
+            )
+            .map_err(|e| anyhow::Error::msg(flag_names(&e)))?;
+            if is_local(&config.public_url) {
+                eprintln!(
+                    "warning: this link points at {} (KEYDROP_PUBLIC_URL {}): a customer cannot \
+                     open it. Set KEYDROP_PUBLIC_URL to the address customers reach.",
+                    config.public_url.origin().ascii_serialization(),
+                    if std::env::var_os("KEYDROP_PUBLIC_URL").is_some() {
+                        "is local"
+                    } else {
+                        "is not set"
+                    }
+                );
+            }
+            let created = links::create(&db, &config.public_url, &Actor::cli(), &input).await?;
+            if c.json {
+                println!(
+                    "{}",
+                    json!({"id": created.request.id, "url": created.url, "expires_at": created.request.expires_at, "max_uses": created.request.max_uses})
+                );
+            } else {
+                eprintln!(
+                    "drop link {} for {} ({}), expires {}, {} use(s); send it to the customer admin:",
+                    created.request.id,
+                    input.organization,
+                    input.provider.id,
+                    created.request.expires_at.to_rfc3339(),
+                    input.max_uses
+                );
+                println!("{}", created.url);
+            }
+        }
+        RequestCmd::List { json } => {
+            let all = requests::list(&db, requests::Filter::default(), 1000).await?;
+            let now = Utc::now();
+            if json {
+                let items: Vec<_> = all
+                    .iter()
+                    .map(|r| json!({"id": r.id, "organization": r.organization, "provider": r.provider, "status": r.state(now), "use_count": r.use_count, "max_uses": r.max_uses, "created_at": r.created_at, "expires_at": r.expires_at}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else {
+                for r in all {
+                    println!(
+                        "{}  {:<8} {:<18} {:<30} uses {}/{}  expires {}",
+                        r.id,
+                        format!("{:?}", r.state(now)).to_lowercase(),
+                        r.provider,
+                        r.organization,
+                        r.use_count,
+                        r.max_uses,
+                        r.expires_at.to_rfc3339()
+                    );
+                }
+            }
+        }
+        RequestCmd::Revoke { link } => {
+            let id = match Uuid::parse_str(link.trim()) {
+                Ok(id) => id,
+                Err(_) => link_id_from_url(&db, &link).await?,
+            };
+            match links::revoke(&db, &Actor::cli(), id).await {
+                Ok(_) => eprintln!("revoked drop link {id}"),
+                Err(RevokeError::Db(e)) => return Err(e.into()),
+                Err(e) => bail!("{e}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The id of the link a drop-link URL (`…/d/TOKEN`) opens. The token is
+/// looked up by its hash, as the drop page does; it is never printed.
+async fn link_id_from_url(db: &sqlx::PgPool, link: &str) -> anyhow::Result<Uuid> {
+    let token = link
+        .trim()
+        .trim_end_matches('/')
+        .rsplit_once("/d/")
+        .map(|(_, t)| t)
+        .and_then(crate::domain::DropToken::parse)
+        .context("give the link's id (see `keydrop request list`) or its whole URL, …/d/TOKEN")?;
+    match requests::find_by_token(db, &token.hash()).await? {
+        Some(r) => Ok(r.id),
+        None => bail!("no drop link has this URL"),
+    }
+}
+
+/// Names the command-line flags in a link-validation message written for
+/// the API (`expires_in: …` → `--expires-in: …`).
+fn flag_names(message: &str) -> String {
+    const FLAGS: [(&str, &str); 5] = [
+        ("organization", "--org"),
+        ("expires_in", "--expires-in"),
+        ("max_uses", "--max-uses"),
+        ("contact_email", "--contact"),
+        ("note", "--note"),
+    ];
+    for (api, flag) in FLAGS {
+        if let Some(rest) = message.strip_prefix(api) {
+            return format!("{flag}{rest}");
+        }
+    }
+    if message.starts_with("unknown provider") {
+        return format!("--provider: {message}");
+    }
+    message.to_owned()
+}
+
+/// Whether drop links under `base` point at this machine (localhost,
+/// loopback or an unspecified address), so a customer could not open them.
+fn is_local(base: &url::Url) -> bool {
+    match base.host() {
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_errors_name_the_flags() {
+        assert_eq!(
+            flag_names("expires_in: \"x\" is not a duration"),
+            "--expires-in: \"x\" is not a duration"
+        );
+        assert_eq!(
+            flag_names("max_uses must be between 1 and 1000"),
+            "--max-uses must be between 1 and 1000"
+        );
+        assert!(flag_names("unknown provider \"x\": use one of a").starts_with("--provider: "));
+    }
+
+    #[test]
+    fn local_link_bases_are_recognised() {
+        for local in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+            "http://0.0.0.0:8080",
+        ] {
+            assert!(is_local(&url::Url::parse(local).unwrap()), "{local}");
+        }
+        assert!(!is_local(
+            &url::Url::parse("https://drop.example.com").unwrap()
+        ));
+    }
+}
