@@ -68,6 +68,11 @@ impl Application {
         })
     }
 
+    /// This application's metrics registry (what its `GET /metrics` serves).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.state.metrics
+    }
+
     pub fn public_addr(&self) -> SocketAddr {
         self.public
             .local_addr()
@@ -138,6 +143,7 @@ impl Application {
                 self.state.db.clone(),
                 policy,
                 every,
+                self.state.metrics.clone(),
                 rx.clone(),
             ))
         });

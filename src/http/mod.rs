@@ -21,6 +21,7 @@ mod trace;
 
 use crate::config::Config;
 use crate::crypto::{Fingerprinter, Keyring};
+use crate::metrics::Metrics;
 use crate::providers::live::Checker;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub staff_failures: Arc<throttle::FailureThrottle>,
     /// The readiness verdict the public listener answers with.
     pub readiness: Arc<health::ReadyCache>,
+    /// This application's Prometheus registry (not a process-wide one).
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -51,10 +54,12 @@ impl AppState {
             keyring.active().derive_hmac_key("keydrop csrf v1"),
             config.is_https(),
         );
+        let metrics = Metrics::new();
         let checker = Checker::new(
             config.upstreams.clone(),
             config.check_timeout,
             config.egress_ips.clone(),
+            metrics.clone(),
         )
         .expect("the HTTP client for live checks can be built");
         let limit = config.auth_failure_limit;
@@ -64,6 +69,7 @@ impl AppState {
             staff_failures: Arc::new(throttle::FailureThrottle::new(limit, v6)),
             readiness: Arc::default(),
             checker,
+            metrics,
             db,
             keyring: Arc::new(keyring),
             fingerprints: Arc::new(fingerprints),
@@ -82,6 +88,7 @@ pub const INTERNAL_BODY_LIMIT: usize = 256 * 1024;
 pub fn public_router(state: AppState) -> Router {
     let https = state.config.is_https();
     let proxies = Arc::new(state.config.proxies.clone());
+    let metrics = state.metrics.clone();
     let router = Router::new()
         .merge(public::router(&state))
         .merge(health::router())
@@ -90,7 +97,7 @@ pub fn public_router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT))
         .with_state(state)
         .merge(assets::router());
-    let router = crate::metrics::track(router, "public");
+    let router = metrics.track(router, "public");
     outer_layers(router, "public", https, proxies)
 }
 
@@ -102,17 +109,20 @@ pub fn internal_router(state: AppState) -> Router {
         listener: state.config.internal_addr.ip(),
         metrics_token: state.config.metrics_token.clone(),
     });
+    let metrics = state.metrics.clone();
     let router = Router::new()
         .nest("/api/v1", api::router())
         .merge(health::internal_router())
-        .merge(crate::metrics::router())
+        .merge(state.metrics.router(state.db.clone()))
         .method_not_allowed_fallback(api::method_not_allowed)
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
         .with_state(state);
-    let router = crate::metrics::track(router, "internal").layer(axum::middleware::from_fn(
-        move |req, next| internal_guard::check(guard.clone(), req, next),
-    ));
+    let router = metrics
+        .track(router, "internal")
+        .layer(axum::middleware::from_fn(move |req, next| {
+            internal_guard::check(guard.clone(), req, next)
+        }));
     outer_layers(router, "internal", false, proxies)
 }
 

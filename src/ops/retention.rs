@@ -7,6 +7,7 @@
 //! with one audit event per secret, so replicas purging at the same time never
 //! shred or record a secret twice. `now` is a parameter so tests need not wait.
 
+use crate::metrics::Metrics;
 use crate::store::audit::{self, Actor, NewEvent};
 use crate::store::maintenance::{self, ShredReason};
 use crate::store::secrets;
@@ -120,14 +121,15 @@ pub async fn purge(
             }
         }
         tx.commit().await?;
-        crate::metrics::shredded(ShredReason::Ingested.as_str(), batch.shredded_ingested);
-        crate::metrics::shredded(ShredReason::Unclaimed.as_str(), batch.shredded_unclaimed);
         summary.shredded_ingested += batch.shredded_ingested;
         summary.shredded_unclaimed += batch.shredded_unclaimed;
     }
 }
 
-/// Purges every `every` until `stop` fires (the server's retention loop).
+/// Purges every `every` until `stop` fires (the server's retention loop),
+/// counting what each purge shredded in `metrics` (a purge that fails part
+/// way is not counted: its committed shreds are in the audit trail, and the
+/// `keydrop_secrets{status="shredded"}` gauge shows them).
 ///
 /// The first purge waits one interval instead of running at start-up, and
 /// start-up first logs how many secrets the policy will shred: a new or
@@ -137,6 +139,7 @@ pub async fn run_periodically(
     db: PgPool,
     policy: Policy,
     every: Duration,
+    metrics: Metrics,
     mut stop: tokio::sync::watch::Receiver<()>,
 ) {
     let actor = actor();
@@ -156,11 +159,15 @@ pub async fn run_periodically(
             _ = stop.changed() => return,
         }
         match purge(&db, &policy, Utc::now(), &actor).await {
-            Ok(s) if s.total() > 0 => tracing::info!(
-                shredded_ingested = s.shredded_ingested,
-                shredded_unclaimed = s.shredded_unclaimed,
-                "retention: secrets shredded"
-            ),
+            Ok(s) if s.total() > 0 => {
+                metrics.shredded(ShredReason::Ingested.as_str(), s.shredded_ingested);
+                metrics.shredded(ShredReason::Unclaimed.as_str(), s.shredded_unclaimed);
+                tracing::info!(
+                    shredded_ingested = s.shredded_ingested,
+                    shredded_unclaimed = s.shredded_unclaimed,
+                    "retention: secrets shredded"
+                )
+            }
             Ok(_) => tracing::debug!("retention: nothing due"),
             // A database outage: try again next time, the server keeps serving.
             Err(e) => tracing::warn!(error = %e, "retention: purge failed; will retry"),

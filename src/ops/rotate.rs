@@ -259,7 +259,6 @@ async fn worker(w: &Work<'_, '_>) -> anyhow::Result<()> {
         )
         .await?;
         tx.commit().await?;
-        crate::metrics::rewrapped(done);
         let mut s = lock();
         for (id, kek) in failures {
             // Another worker may have met the same row in the meantime; count it once.

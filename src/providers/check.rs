@@ -53,3 +53,20 @@ impl CheckResult {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CheckStatus;
+
+    #[test]
+    fn the_status_name_in_metrics_and_logs_is_the_serde_name() {
+        for s in [
+            CheckStatus::Verified,
+            CheckStatus::MissingPermissions,
+            CheckStatus::Invalid,
+            CheckStatus::Unverified,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
+}

@@ -9,6 +9,7 @@
 
 use super::engine::{self, Ctx};
 use super::{CheckResult, CheckStatus, Provider, Upstream, PROVIDERS};
+use crate::metrics::Metrics;
 use reqwest::{redirect, Client};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -89,6 +90,8 @@ pub struct Checker {
     upstreams: Arc<Upstreams>,
     timeout: Duration,
     egress_ips: Arc<Vec<String>>,
+    /// Where each outcome is counted (the application's registry).
+    metrics: Metrics,
 }
 
 impl Checker {
@@ -96,6 +99,7 @@ impl Checker {
         upstreams: Upstreams,
         timeout: Duration,
         egress_ips: Vec<String>,
+        metrics: Metrics,
     ) -> anyhow::Result<Self> {
         // Follow a redirect only to the same scheme, host and port: a
         // provider moving a path is fine, being sent elsewhere with the
@@ -128,6 +132,7 @@ impl Checker {
             upstreams: Arc::new(upstreams),
             timeout,
             egress_ips: Arc::new(egress_ips),
+            metrics,
         })
     }
 
@@ -166,7 +171,8 @@ impl Checker {
                 ))
             }
         };
-        crate::metrics::check_result(provider.id, result.status);
+        self.metrics
+            .check_outcome(provider.id, result.status.as_str());
         result
     }
 }

@@ -5,6 +5,7 @@ use crate::crypto::{
     self, Context, CryptoError, Fingerprint, FingerprintKind, Fingerprinter, Keyring,
 };
 use crate::domain::Email;
+use crate::metrics::Metrics;
 use crate::providers::{CheckResult, Provider};
 use crate::store::audit::{self, Actor, NewEvent};
 use crate::store::requests::{self, DropRequest, LinkState};
@@ -86,6 +87,7 @@ pub async fn store(
     sub: &Submission<'_>,
     check: &CheckResult,
     actor: &Actor,
+    metrics: &Metrics,
 ) -> Result<Stored, SubmitError> {
     let id = Uuid::new_v4();
     // Never more of the secret than the fingerprint rule allows (crypto::fingerprint).
@@ -186,7 +188,7 @@ pub async fn store(
     )
     .await?;
     tx.commit().await?;
-    crate::metrics::submission(provider.id);
+    metrics.submission(provider.id);
     Ok(Stored {
         id,
         fingerprint,

@@ -460,10 +460,12 @@ async fn parallel_public_rechecks_make_at_most_the_allowed_provider_calls_and_ea
     let fake_env = fake.env();
     let env: Vec<(&str, &str)> = fake_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let config = test_config(&env);
+    let metrics = keydrop::metrics::Metrics::new();
     let checker = keydrop::providers::live::Checker::new(
         config.upstreams.clone(),
         Duration::from_secs(10),
         Vec::new(),
+        metrics.clone(),
     )
     .unwrap();
     let ring = Arc::new(Keyring::parse(&app.kek).unwrap());
@@ -485,6 +487,14 @@ async fn parallel_public_rechecks_make_at_most_the_allowed_provider_calls_and_ea
         ran += i64::from(p.await.unwrap());
     }
     assert_eq!(ran, limit, "exactly the allowed number of re-checks ran");
+    assert_eq!(
+        sample(
+            &metrics.encode(),
+            r#"keydrop_check_outcomes_total{provider="greenhouse",status="verified"}"#
+        ),
+        limit as f64,
+        "the checker counted each check it ran"
+    );
     assert_eq!(
         fake.requests().len() - before,
         per_check * limit as usize,

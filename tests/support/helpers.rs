@@ -30,6 +30,7 @@ use super::fakes::Fake;
 use keydrop::config::Config;
 use keydrop::crypto::{generate_kek, KekId, Keyring};
 use keydrop::domain::{Scopes, StaffSecret};
+use keydrop::metrics::Metrics;
 use keydrop::startup::Application;
 use keydrop::store::tokens;
 use reqwest::{Client, Response, StatusCode};
@@ -47,6 +48,8 @@ pub struct TestApp {
     /// A browser-like client: keeps cookies, follows no redirects.
     pub browser: Client,
     pub api: Client,
+    /// The app's own metrics registry: assert counter deltas with [`TestApp::metric`].
+    pub metrics: Metrics,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -230,6 +233,7 @@ impl TestAppBuilder {
         // Drop links must point at the port the app really got.
         let public = format!("http://{}", app.public_addr());
         let internal = format!("http://{}", app.internal_addr());
+        let metrics = app.metrics().clone();
         let db = self.db;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run_until(async move {
@@ -253,6 +257,7 @@ impl TestAppBuilder {
                 .build()
                 .unwrap(),
             api: Client::new(),
+            metrics,
             shutdown: Some(tx),
         }
     }
@@ -388,6 +393,13 @@ impl TestApp {
             .await
     }
 
+    /// The value of one series (`name{labels}` exactly as exposed) in this
+    /// app's registry; 0 for a series not counted yet. Counters are per app,
+    /// but compare before and after an action rather than trusting totals.
+    pub fn metric(&self, series: &str) -> f64 {
+        sample(&self.metrics.encode(), series)
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&self.db)
@@ -401,4 +413,14 @@ pub fn reference_from(html: &str) -> String {
     let marker = "<dt>Reference</dt><dd><code>";
     let start = html.find(marker).expect("receipt has a reference") + marker.len();
     html[start..start + 36].to_owned()
+}
+
+/// The value of `series` (`name{labels}` as exposed) in a Prometheus text
+/// exposition; 0 when absent (a counter not yet incremented).
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| {
+            v.trim().parse().expect("a sample value is a number")
+        })
 }

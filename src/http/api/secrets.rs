@@ -147,7 +147,7 @@ async fn reveal(
     )
     .await?;
     tx.commit().await?;
-    crate::metrics::reveal(&locked.meta.provider);
+    state.metrics.reveal(&locked.meta.provider);
     tracing::info!(secret_id = %id, staff = %staff.name, "secret revealed");
     let body = json!({
         "id": id,

@@ -279,6 +279,7 @@ pub(super) async fn submit(
         &sub,
         &check,
         &actor,
+        &state.metrics,
     )
     .await
     {
