@@ -87,7 +87,7 @@ impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.0.as_secs();
         for (unit, len) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-            if secs % len == 0 {
+            if secs.is_multiple_of(len) {
                 return write!(f, "{}{unit}", secs / len);
             }
         }

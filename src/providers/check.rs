@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// What a live check concluded. Holds no secret material.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
     Verified,
@@ -25,8 +25,9 @@ impl CheckStatus {
     }
 }
 
-/// Stored with each secret as JSON and shown to staff.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Stored with each secret as JSON and shown to staff (`check` in the API).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = Check)]
 pub struct CheckResult {
     pub status: CheckStatus,
     /// Permissions the credential lacks, by the provider's names.

@@ -2,7 +2,7 @@
 
 use crate::domain::TokenHash;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
@@ -23,9 +23,10 @@ pub struct DropRequest {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// Where a link is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where a link is in its life (`status` in the API, spelled the same everywhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = LinkStatus)]
 pub enum LinkState {
     Pending,
     Used,

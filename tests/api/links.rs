@@ -152,3 +152,40 @@ async fn revoking_twice_or_an_unknown_link_is_a_clear_error(db: PgPool) {
         StatusCode::NOT_FOUND
     );
 }
+
+#[sqlx::test]
+async fn whole_numbers_written_as_decimals_and_null_options_are_read_as_the_contract_says(
+    db: PgPool,
+) {
+    let app = spawn_app(db).await;
+    // JSON Schema counts 198.0 as an integer: the server reads it as 198.
+    let resp = app
+        .post(
+            "/api/v1/requests",
+            &app.admin,
+            Some(
+                json!({"organization": "A", "provider": "lever", "max_uses": 198.0,
+                        "expires_in": null, "contact_email": null, "note": null}),
+            ),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["max_uses"], 198);
+    assert_eq!(v["status"], "pending");
+    // `null` means the default, as leaving it out does.
+    let created = chrono::DateTime::parse_from_rfc3339(v["created_at"].as_str().unwrap()).unwrap();
+    let expires = chrono::DateTime::parse_from_rfc3339(v["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!((expires - created).num_days(), 7);
+    // A fraction is still refused, in words.
+    let resp = app
+        .post(
+            "/api/v1/requests",
+            &app.admin,
+            Some(json!({"organization": "A", "provider": "lever", "max_uses": 2.5})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["message"], "max_uses must be a whole number");
+}

@@ -1,7 +1,8 @@
 //! The audit trail, read-only: filters and cursor pagination.
 
 use super::json::{limit, ApiQuery};
-use super::text_filter;
+use super::views::{AuditEventView, AuditPage};
+use super::{text_filter, ErrorResponse};
 use crate::domain::Scope;
 use crate::http::error::ApiError;
 use crate::http::staff::Staff;
@@ -12,7 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
@@ -20,22 +21,35 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `GET /api/v1/audit` query. Every filter is optional; they combine with AND.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Filter {
+#[into_params(parameter_in = Query)]
+pub(super) struct Filter {
+    #[param(schema_with = super::schema::uuid_filter)]
     secret_id: Option<String>,
-    /// The drop link's id (`link_id` is accepted too).
+    /// The drop link's id. `link_id` is accepted as another name for it (not
+    /// listed here: giving both with different ids is a 400).
+    #[param(schema_with = super::schema::uuid_filter)]
     request_id: Option<String>,
+    #[param(ignore)]
     link_id: Option<String>,
+    /// A token name, a token id, or an actor kind (`public`, `cli`, `system`, `staff`).
+    #[param(schema_with = super::schema::filter)]
     actor: Option<String>,
+    /// An exact action, or a prefix ending in `.*` such as `secret.*`.
+    #[param(schema_with = super::schema::filter)]
     action: Option<String>,
     /// RFC 3339; inclusive.
+    #[param(schema_with = super::schema::time_filter)]
     since: Option<String>,
     /// RFC 3339; exclusive.
+    #[param(schema_with = super::schema::time_filter)]
     until: Option<String>,
     /// `next_cursor` from the previous page.
+    #[param(schema_with = super::schema::cursor)]
     cursor: Option<String>,
-    /// 1-1000, default 100.
+    /// 1-1000, default 100; outside that range is a 400, never clamped.
+    #[param(schema_with = super::schema::limit)]
     limit: Option<String>,
 }
 
@@ -69,12 +83,22 @@ fn opt_text(v: Option<String>, name: &str) -> Result<Option<String>, ApiError> {
     Ok(text_filter(v.as_deref(), name)?.map(str::to_owned))
 }
 
-/// Newest first. `next_cursor` is set when more events may follow.
-async fn list(
+/// Audit events, newest first, paged with a cursor (scope `read`).
+/// `next_cursor` is set when more events may follow.
+#[utoipa::path(
+    get, path = "/api/v1/audit", tag = "audit",
+    params(Filter),
+    responses(
+        (status = 200, description = "Events", body = AuditPage),
+        (status = 400, response = ErrorResponse), (status = 403, response = ErrorResponse),
+    ),
+    security(("staffToken" = ["read"]))
+)]
+pub(super) async fn list(
     State(state): State<AppState>,
     staff: Staff,
     ApiQuery(f): ApiQuery<Filter>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     staff.require(Scope::Read)?;
     let limit = limit(f.limit.as_deref(), 100, 1000)?;
     let request_id = match (
@@ -113,5 +137,6 @@ async fn list(
     let next_cursor = (events.len() as i64 == limit)
         .then(|| events.last().map(|e| e.id.to_string()))
         .flatten();
-    Ok(Json(json!({ "items": events, "next_cursor": next_cursor })))
+    let items = events.into_iter().map(AuditEventView::from).collect();
+    Ok(Json(AuditPage { items, next_cursor }))
 }

@@ -1,20 +1,21 @@
 //! Drop links: create, list, revoke.
 
 use super::json::{limit, ApiQuery, JsonBody};
-use super::{parse_id, provider_filter, text_filter};
+use super::views::{CreatedLink, ErrorBody, LinkList, LinkView, NewLink};
+use super::{parse_id, provider_filter, text_filter, ErrorResponse};
 use crate::domain::Scope;
 use crate::http::error::ApiError;
 use crate::http::staff::Staff;
 use crate::http::AppState;
 use crate::service::links::{self, LinkInput, RawLink, RevokeError};
-use crate::store::requests::{self, DropRequest, LinkState};
+use crate::store::requests::{self, LinkState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::IntoParams;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,41 +23,23 @@ pub fn router() -> Router<AppState> {
         .route("/requests/{id}", delete(revoke))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    organization: String,
-    provider: String,
-    expires_in: Option<String>,
-    max_uses: Option<i64>,
-    contact_email: Option<String>,
-    note: Option<String>,
-}
-
-/// The API view of a link (never its token).
-fn view(r: &DropRequest) -> Value {
-    json!({
-        "id": r.id,
-        "organization": r.organization,
-        "provider": r.provider,
-        "status": r.state(Utc::now()),
-        "contact_email": r.contact_email,
-        "note": r.note,
-        "created_by": r.created_by_name,
-        "max_uses": r.max_uses,
-        "use_count": r.use_count,
-        "created_at": r.created_at,
-        "expires_at": r.expires_at,
-        "used_at": r.used_at,
-        "revoked_at": r.revoked_at,
-    })
-}
-
-async fn create(
+/// Creates a drop link; the answer's `url` is the only copy of its token.
+#[utoipa::path(
+    post, path = "/api/v1/requests", tag = "links",
+    request_body = NewLink,
+    responses(
+        (status = 201, description = "Created; `url` holds the only copy of the link token", body = CreatedLink),
+        (status = 400, response = ErrorResponse), (status = 401, response = ErrorResponse),
+        (status = 403, response = ErrorResponse), (status = 413, response = ErrorResponse),
+        (status = 415, response = ErrorResponse), (status = 422, response = ErrorResponse),
+    ),
+    security(("staffToken" = ["request"]))
+)]
+pub(super) async fn create(
     State(state): State<AppState>,
     staff: Staff,
-    JsonBody(body): JsonBody<CreateBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    JsonBody(body): JsonBody<NewLink>,
+) -> Result<(StatusCode, Json<CreatedLink>), ApiError> {
     staff.require(Scope::Request)?;
     let input = LinkInput::parse(
         RawLink {
@@ -71,33 +54,53 @@ async fn create(
     )
     .map_err(ApiError::Invalid)?;
     let created = links::create(&state.db, &state.config.public_url, &staff.actor, &input).await?;
-    let mut out = view(&created.request);
-    out["url"] = json!(created.url);
+    let out = CreatedLink {
+        link: LinkView::new(&created.request, Utc::now()),
+        url: created.url,
+    };
     Ok((StatusCode::CREATED, Json(out)))
 }
 
 /// `GET /api/v1/requests` query; every filter is optional, they combine with AND.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    #[param(schema_with = super::schema::link_status_filter)]
     status: Option<String>,
+    #[param(schema_with = super::schema::provider_filter)]
     provider: Option<String>,
+    /// Exact match.
+    #[param(schema_with = super::schema::filter)]
     organization: Option<String>,
+    /// 1-1000, default 500; outside that range is a 400, never clamped.
+    #[param(schema_with = super::schema::limit)]
     limit: Option<String>,
 }
 
-/// Newest first, at most `limit` (1-1000, default 500).
-async fn list(
+/// Lists drop links, newest first (scope `read` or `request`).
+#[utoipa::path(
+    get, path = "/api/v1/requests", tag = "links",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Links", body = LinkList),
+        (status = 400, response = ErrorResponse), (status = 401, response = ErrorResponse),
+        (status = 403, response = ErrorResponse),
+    ),
+    security(("staffToken" = ["read"]), ("staffToken" = ["request"]))
+)]
+pub(super) async fn list(
     State(state): State<AppState>,
     staff: Staff,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LinkList>, ApiError> {
     if staff.require(Scope::Read).is_err() {
         staff.require(Scope::Request)?;
     }
     let status = q
         .status
         .as_deref()
+        .filter(|s| !s.is_empty())
         .map(|s| {
             LinkState::parse(s).ok_or_else(|| {
                 let all: Vec<_> = LinkState::ALL.iter().map(|s| s.as_str()).collect();
@@ -114,23 +117,36 @@ async fn list(
         organization: text_filter(q.organization.as_deref(), "organization")?,
     };
     let limit = limit(q.limit.as_deref(), 500, 1000)?;
-    let items: Vec<Value> = requests::list(&state.db, filter, limit)
+    let now = Utc::now();
+    let items = requests::list(&state.db, filter, limit)
         .await?
         .iter()
-        .map(view)
+        .map(|r| LinkView::new(r, now))
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(LinkList { items }))
 }
 
-async fn revoke(
+/// Revokes a drop link that can still be used (scope `request`).
+#[utoipa::path(
+    delete, path = "/api/v1/requests/{id}", tag = "links",
+    params(("id" = uuid::Uuid, Path, description = "The link's id")),
+    responses(
+        (status = 200, description = "The revoked link", body = LinkView),
+        (status = 401, response = ErrorResponse), (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 409, description = "The link cannot be used any more, so revoking it would only rewrite its history; `code` names its real state: `already_revoked`, `link_used` or `link_expired`", body = ErrorBody),
+    ),
+    security(("staffToken" = ["request"]))
+)]
+pub(super) async fn revoke(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LinkView>, ApiError> {
     staff.require(Scope::Request)?;
     let id = parse_id(&id, "no drop link with that id")?;
     match links::revoke(&state.db, &staff.actor, id).await {
-        Ok(r) => Ok(Json(view(&r))),
+        Ok(r) => Ok(Json(LinkView::new(&r, Utc::now()))),
         Err(RevokeError::NotFound) => Err(ApiError::NotFound("no drop link with that id")),
         Err(e @ RevokeError::NotRevocable(state)) => Err(ApiError::conflict(
             match state {

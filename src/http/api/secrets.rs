@@ -1,7 +1,8 @@
 //! Secrets: list and read metadata, reveal, mark ingested, crypto-shred.
 
 use super::json::{limit, ApiQuery};
-use super::{parse_id, provider_filter, text_filter};
+use super::views::{ErrorBody, Revealed, SecretList, SecretView};
+use super::{parse_id, provider_filter, text_filter, ErrorResponse};
 use crate::crypto::{self, Context, CryptoError};
 use crate::domain::Scope;
 use crate::http::error::ApiError;
@@ -16,8 +17,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
+use std::collections::BTreeMap;
+use utoipa::IntoParams;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -28,25 +32,41 @@ pub fn router() -> Router<AppState> {
         .route("/secrets/{id}/check", post(check))
 }
 
-const STATUSES: [&str; 4] = ["received", "revealed", "ingested", "shredded"];
+pub(super) const STATUSES: [&str; 4] = ["received", "revealed", "ingested", "shredded"];
 const NOT_FOUND: &str = "no secret with that id";
 
 /// `GET /api/v1/secrets` query; every filter is optional, they combine with AND.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
+    #[param(schema_with = super::schema::secret_status_filter)]
     status: Option<String>,
+    #[param(schema_with = super::schema::provider_filter)]
     provider: Option<String>,
+    /// Exact match.
+    #[param(schema_with = super::schema::filter)]
     organization: Option<String>,
+    /// 1-1000, default 1000; outside that range is a 400, never clamped.
+    #[param(schema_with = super::schema::limit)]
     limit: Option<String>,
 }
 
-/// Newest first, at most `limit` (1-1000, default 1000).
-async fn list(
+/// Lists secrets' metadata, newest first (scope `read`).
+#[utoipa::path(
+    get, path = "/api/v1/secrets", tag = "secrets",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Secrets (never their contents)", body = SecretList),
+        (status = 400, response = ErrorResponse), (status = 403, response = ErrorResponse),
+    ),
+    security(("staffToken" = ["read"]))
+)]
+pub(super) async fn list(
     State(state): State<AppState>,
     staff: Staff,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SecretList>, ApiError> {
     staff.require(Scope::Read)?;
     let status = q.status.as_deref().filter(|s| !s.is_empty());
     if let Some(s) = status.filter(|s| !STATUSES.contains(s)) {
@@ -62,25 +82,48 @@ async fn list(
     };
     let limit = limit(q.limit.as_deref(), 1000, 1000)?;
     let items = secrets::list(&state.db, filter, limit).await?;
-    Ok(Json(json!({ "items": items })))
+    let items = items.into_iter().map(SecretView::from).collect();
+    Ok(Json(SecretList { items }))
 }
 
-async fn show(
+/// One secret's metadata with its last check result (scope `read`).
+#[utoipa::path(
+    get, path = "/api/v1/secrets/{id}", tag = "secrets",
+    params(("id" = Uuid, Path, description = "The secret's id")),
+    responses(
+        (status = 200, description = "Metadata", body = SecretView),
+        (status = 403, response = ErrorResponse), (status = 404, response = ErrorResponse),
+    ),
+    security(("staffToken" = ["read"]))
+)]
+pub(super) async fn show(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
-) -> Result<Json<SecretMeta>, ApiError> {
+) -> Result<Json<SecretView>, ApiError> {
     staff.require(Scope::Read)?;
     let id = parse_id(&id, NOT_FOUND)?;
     secrets::get(&state.db, id)
         .await?
-        .map(Json)
+        .map(|m| Json(m.into()))
         .ok_or(ApiError::NotFound(NOT_FOUND))
 }
 
-/// Decrypts and returns the credential. The audit event commits in the same
-/// transaction before anything is returned: no record, no reveal.
-async fn reveal(
+/// Decrypts and returns the credential (scope `reveal`). The audit event
+/// commits in the same transaction before anything is returned: no record,
+/// no reveal. The answer carries `Cache-Control: no-store`.
+#[utoipa::path(
+    post, path = "/api/v1/secrets/{id}/reveal", tag = "secrets",
+    params(("id" = Uuid, Path, description = "The secret's id")),
+    responses(
+        (status = 200, description = "The credential, with `Cache-Control: no-store`", body = Revealed),
+        (status = 403, response = ErrorResponse), (status = 404, response = ErrorResponse),
+        (status = 409, response = ErrorResponse),
+        (status = 500, description = "`kek_unavailable` when the secret's KEK is not configured, `internal` when it fails to decrypt", body = ErrorBody),
+    ),
+    security(("staffToken" = ["reveal"]))
+)]
+pub(super) async fn reveal(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
@@ -120,9 +163,10 @@ async fn reveal(
             });
         }
     };
-    let fields: Value = serde_json::from_slice(&plaintext).map_err(|_| {
-        ApiError::Internal(anyhow::anyhow!("secret {id} decrypted to invalid JSON"))
-    })?;
+    let fields: BTreeMap<String, Zeroizing<String>> =
+        serde_json::from_slice(&plaintext).map_err(|_| {
+            ApiError::Internal(anyhow::anyhow!("secret {id} decrypted to invalid JSON"))
+        })?;
     drop(plaintext);
     if locked.meta.status == "received" {
         secrets::set_status(&mut tx, id, "revealed").await?;
@@ -149,12 +193,12 @@ async fn reveal(
     tx.commit().await?;
     state.metrics.reveal(&locked.meta.provider);
     tracing::info!(secret_id = %id, staff = %staff.name, "secret revealed");
-    let body = json!({
-        "id": id,
-        "provider": locked.meta.provider,
-        "organization": locked.meta.organization,
-        "fields": fields,
-    });
+    let body = Revealed {
+        id,
+        provider: locked.meta.provider,
+        organization: locked.meta.organization,
+        fields,
+    };
     let mut resp = Json(body).into_response();
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -216,42 +260,75 @@ async fn transition(
         .ok_or(ApiError::NotFound(NOT_FOUND))
 }
 
-async fn ingested(
+/// Marks a revealed secret ingested (scope `reveal`).
+#[utoipa::path(
+    post, path = "/api/v1/secrets/{id}/ingested", tag = "secrets",
+    params(("id" = Uuid, Path, description = "The secret's id")),
+    responses(
+        (status = 200, description = "Metadata", body = SecretView),
+        (status = 403, response = ErrorResponse), (status = 404, response = ErrorResponse),
+        (status = 409, response = ErrorResponse),
+    ),
+    security(("staffToken" = ["reveal"]))
+)]
+pub(super) async fn ingested(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
-) -> Result<Json<SecretMeta>, ApiError> {
+) -> Result<Json<SecretView>, ApiError> {
     staff.require(Scope::Reveal)?;
     let id = parse_id(&id, NOT_FOUND)?;
     transition(&state, &staff, id, "ingested", "secret.ingested")
         .await
-        .map(Json)
+        .map(|m| Json(m.into()))
 }
 
-/// Crypto-shreds a secret: its ciphertext and wrapped key are deleted, metadata stays.
-async fn shred(
+/// Crypto-shreds a secret: its ciphertext and wrapped key are deleted,
+/// metadata stays (scope `admin`).
+#[utoipa::path(
+    delete, path = "/api/v1/secrets/{id}", tag = "secrets",
+    params(("id" = Uuid, Path, description = "The secret's id")),
+    responses(
+        (status = 200, description = "The tombstone", body = SecretView),
+        (status = 403, response = ErrorResponse), (status = 404, response = ErrorResponse),
+        (status = 409, response = ErrorResponse),
+    ),
+    security(("staffToken" = ["admin"]))
+)]
+pub(super) async fn shred(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
-) -> Result<Json<SecretMeta>, ApiError> {
+) -> Result<Json<SecretView>, ApiError> {
     staff.require(Scope::Admin)?;
     let id = parse_id(&id, NOT_FOUND)?;
     transition(&state, &staff, id, "shredded", "secret.shredded")
         .await
-        .map(Json)
+        .map(|m| Json(m.into()))
 }
 
-/// Re-runs the provider's live check and stores the result.
-async fn check(
+/// Re-runs the provider's live check and stores the result (scope `reveal`).
+#[utoipa::path(
+    post, path = "/api/v1/secrets/{id}/check", tag = "secrets",
+    params(("id" = Uuid, Path, description = "The secret's id")),
+    responses(
+        (status = 200, description = "Metadata with the new check result", body = SecretView),
+        (status = 403, response = ErrorResponse), (status = 404, response = ErrorResponse),
+        (status = 409, response = ErrorResponse),
+        (status = 500, description = "`kek_unavailable` when the secret's KEK is not configured", body = ErrorBody),
+    ),
+    security(("staffToken" = ["reveal"]))
+)]
+pub(super) async fn check(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
-) -> Result<Json<SecretMeta>, ApiError> {
+) -> Result<Json<SecretView>, ApiError> {
     use crate::service::checks::{recheck, RecheckError};
     staff.require(Scope::Reveal)?;
     let id = parse_id(&id, NOT_FOUND)?;
     match recheck(&state.db, &state.keyring, &state.checker, &staff.actor, id).await {
-        Ok((meta, _)) => Ok(Json(meta)),
+        Ok((meta, _)) => Ok(Json(meta.into())),
         Err(RecheckError::NotFound) => Err(ApiError::NotFound(NOT_FOUND)),
         Err(RecheckError::Shredded) => Err(ApiError::conflict(
             "shredded",
