@@ -202,7 +202,7 @@ async fn retention_below_an_hour_is_refused_unless_overridden_and_the_first_purg
     }
     // Overridden: start-up says how many secrets are due, and shreds none of
     // them before the first interval has passed.
-    tokio::time::sleep(Duration::from_millis(1100)).await; // the seeded rows must be older than 1s
+    age_secrets(&db, 2).await; // the seeded rows must be older than 1s
     let mut cmd = keydrop(&url, &app.kek);
     cmd.env("KEYDROP_SHRED_UNCLAIMED_AFTER", "1s")
         .env("KEYDROP_ALLOW_SHORT_RETENTION", "true")

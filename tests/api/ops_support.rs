@@ -99,3 +99,13 @@ pub async fn second_pool(db: &PgPool) -> PgPool {
         .await
         .unwrap()
 }
+
+/// Makes every stored secret `seconds` older, as if time had passed (what
+/// retention compares against), instead of sleeping until it has.
+pub async fn age_secrets(db: &PgPool, seconds: i64) {
+    sqlx::query("UPDATE secrets SET created_at = created_at - make_interval(secs => $1)")
+        .bind(seconds as f64)
+        .execute(db)
+        .await
+        .unwrap();
+}

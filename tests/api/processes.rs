@@ -112,7 +112,7 @@ async fn keydrop_purge_prints_what_it_shredded(db: PgPool) {
     let url = database_url(&db);
     let app = spawn_app(db.clone()).await;
     seed(&app, &Keyring::parse(&app.kek).unwrap(), 3).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    age_secrets(&db, 2).await; // older than the 1s rule below
     let (ok, stdout, stderr) = run(keydrop(&url, &app.kek)
         .args(["purge"])
         .env("KEYDROP_SHRED_UNCLAIMED_AFTER", "1s")
@@ -233,18 +233,20 @@ async fn sigterm_stops_accepting_but_lets_in_flight_requests_finish(db: PgPool) 
                 .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await; // the reveal waits on the lock
+    eventually("the reveal to wait on the row lock", || async {
+        lock_waiters(&db).await >= 1
+    })
+    .await;
     sigterm(&child);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let healthz = format!("{internal}/healthz");
+    eventually("the listener to stop accepting after SIGTERM", || async {
+        reqwest::Client::new().get(&healthz).send().await.is_err()
+    })
+    .await;
     assert!(
         child.try_wait().unwrap().is_none(),
-        "still finishing the reveal"
+        "no longer accepting, but still finishing the reveal"
     );
-    let fresh = reqwest::Client::new()
-        .get(format!("{internal}/healthz"))
-        .send()
-        .await;
-    assert!(fresh.is_err(), "no new connections after SIGTERM");
 
     lock.commit().await.unwrap();
     let resp = reveal.await.unwrap().unwrap();
@@ -268,7 +270,10 @@ async fn the_shutdown_timeout_bounds_requests_that_never_finish(db: PgPool) {
                 .await
         }
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("the reveal to wait on the row lock", || async {
+        lock_waiters(&db).await >= 1
+    })
+    .await;
     let signalled = Instant::now();
     sigterm(&child);
     let status = wait_exit(&mut child, Duration::from_secs(10)).expect("exits at the timeout");

@@ -189,8 +189,21 @@ async fn every_event_arrives_signed_after_failures_once_per_id_and_without_secre
         types.len() == 5
     })
     .await;
-    // Let any duplicate deliveries land before counting.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Count only once nothing can land late: every delivery is done (so none
+    // will be claimed again) and the receiver has seen every attempt the
+    // outbox recorded (an attempt is counted when claimed, before it is sent).
+    eventually("every delivery done and every attempt received", || async {
+        let (rows, pending, attempts): (i64, i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE delivered_at IS NULL), coalesce(sum(attempts), 0)
+             FROM webhook_deliveries",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        let seen = inbox.lock().unwrap().seen as i64;
+        rows == 5 && pending == 0 && attempts == seen
+    })
+    .await;
     let (bad_signatures, seen, accepted) = {
         let i = inbox.lock().unwrap();
         (i.bad_signatures, i.seen, i.accepted.clone())

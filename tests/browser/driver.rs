@@ -9,7 +9,6 @@ use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,28 +29,20 @@ const CHROME_ARGS: &[&str] = &[
     "--hide-scrollbars",
 ];
 
-/// Where ChromeDriver is, or `None` (after saying so loudly) when it is not
-/// installed. `scripts/test` installs it (`ensure_chromium`), so CI never skips.
-pub fn chromedriver_path() -> Option<PathBuf> {
-    // Set by scripts/test (ensure_chromium): then a missing binary is a failure, not a skip.
-    if let Some(p) = std::env::var_os("KEYDROP_TEST_CHROMEDRIVER").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let default = Path::new("/usr/bin/chromedriver");
-    if default.exists() {
-        return Some(default.to_owned());
-    }
-    // Straight to stderr, past the test harness's output capture.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n\
-         ************************************************************************\n\
-         * SKIPPING BROWSER TEST: chromedriver not found.\n\
-         * Install Debian's `chromium` and `chromium-driver` (scripts/test does\n\
-         * this), or set KEYDROP_TEST_CHROMEDRIVER to a chromedriver binary.\n\
-         ************************************************************************\n"
+/// Where ChromeDriver is: `KEYDROP_TEST_CHROMEDRIVER` (set by `scripts/test`,
+/// which installs it), else Debian's `/usr/bin/chromedriver`. Missing, the
+/// test fails: a browser test that passes without a browser proves nothing.
+pub fn chromedriver_path() -> PathBuf {
+    let path = std::env::var_os("KEYDROP_TEST_CHROMEDRIVER")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| PathBuf::from("/usr/bin/chromedriver"), PathBuf::from);
+    assert!(
+        path.exists(),
+        "chromedriver not found at {}: run scripts/test (it installs Debian's chromium and \
+         chromium-driver), or set KEYDROP_TEST_CHROMEDRIVER to a chromedriver binary",
+        path.display()
     );
-    None
+    path
 }
 
 /// Screen the browser pretends to have.
@@ -71,9 +62,10 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Starts chromedriver and a Chromium session, or `None` when not installed.
-    pub async fn start(screen: Screen) -> Option<Self> {
-        let chromedriver = chromedriver_path()?;
+    /// Starts chromedriver and a Chromium session (failing the test when
+    /// chromedriver is not installed).
+    pub async fn start(screen: Screen) -> Self {
+        let chromedriver = chromedriver_path();
         let port = free_port();
         let driver = Command::new(&chromedriver)
             .arg(format!("--port={port}"))
@@ -98,7 +90,7 @@ impl Browser {
         if let Screen::Desktop = screen {
             browser.client.set_window_size(1280, 900).await.unwrap();
         }
-        Some(browser)
+        browser
     }
 
     pub async fn goto(&self, url: &str) {

@@ -9,15 +9,11 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 /// The app with every provider pointed at a local fake, plus a browser.
-pub async fn setup(
-    db: PgPool,
-    behaviour: Behaviour,
-    screen: Screen,
-) -> Option<(TestApp, Fake, Browser)> {
-    let browser = Browser::start(screen).await?;
+pub async fn setup(db: PgPool, behaviour: Behaviour, screen: Screen) -> (TestApp, Fake, Browser) {
+    let browser = Browser::start(screen).await;
     let fake = Fake::start(behaviour).await;
     let app = TestApp::builder(db).with_fake(&fake).spawn().await;
-    Some((app, fake, browser))
+    (app, fake, browser)
 }
 
 /// Types into a field found by id (WebDriver focuses it first). Not a click:
@@ -53,9 +49,7 @@ async fn reveal_fields(app: &TestApp, id: &str) -> Value {
 
 #[sqlx::test]
 async fn a_customer_admin_reads_the_steps_submits_and_sees_a_verified_receipt(db: PgPool) {
-    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
-        return;
-    };
+    let (app, _fake, b) = setup(db, Behaviour::default(), Screen::Desktop).await;
     let (_, link) = app.create_link("greenhouse").await;
     b.goto(&link).await;
 
@@ -129,9 +123,7 @@ async fn a_customer_admin_reads_the_steps_submits_and_sees_a_verified_receipt(db
 
 #[sqlx::test]
 async fn a_wrong_email_is_explained_inline_and_typed_values_are_kept_except_secrets(db: PgPool) {
-    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
-        return;
-    };
+    let (app, _fake, b) = setup(db, Behaviour::default(), Screen::Desktop).await;
     let (_, link) = app.create_link("greenhouse").await;
     b.goto(&link).await;
     let h1 = b.text("h1").await;
@@ -227,9 +219,7 @@ async fn a_wrong_email_is_explained_inline_and_typed_values_are_kept_except_secr
 
 #[sqlx::test]
 async fn the_drop_can_be_completed_with_the_keyboard_alone(db: PgPool) {
-    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
-        return;
-    };
+    let (app, _fake, b) = setup(db, Behaviour::default(), Screen::Desktop).await;
     let (_, link) = app.create_link("greenhouse").await;
     b.goto(&link).await;
     let h1 = b.text("h1").await;
@@ -290,9 +280,7 @@ async fn missing_permissions_are_listed_and_check_again_turns_the_receipt_verifi
         denied: vec!["offers".into(), "eeoc".into()],
         ..Default::default()
     };
-    let Some((app, fake, b)) = setup(db, missing, Screen::Desktop).await else {
-        return;
-    };
+    let (app, fake, b) = setup(db, missing, Screen::Desktop).await;
     let (_, link) = app.create_link("greenhouse").await;
     b.goto(&link).await;
     let h1 = b.text("h1").await;
@@ -343,9 +331,7 @@ async fn missing_permissions_are_listed_and_check_again_turns_the_receipt_verifi
 
 #[sqlx::test]
 async fn unknown_revoked_and_expired_links_show_helpful_pages(db: PgPool) {
-    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
-        return;
-    };
+    let (app, _fake, b) = setup(db, Behaviour::default(), Screen::Desktop).await;
     let unknown = format!("{}/d/kdl_{}", app.public, "A".repeat(43));
     b.goto(&unknown).await;
     assert!(!b.text("h1").await.is_empty());
@@ -384,9 +370,7 @@ async fn unknown_revoked_and_expired_links_show_helpful_pages(db: PgPool) {
 
 #[sqlx::test]
 async fn every_providers_drop_page_shows_its_steps_permissions_and_fields(db: PgPool) {
-    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
-        return;
-    };
+    let (app, _fake, b) = setup(db, Behaviour::default(), Screen::Desktop).await;
     for provider in keydrop::providers::PROVIDERS {
         let (_, link) = app.create_link(provider.id).await;
         b.goto(&link).await;

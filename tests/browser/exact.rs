@@ -47,9 +47,7 @@ async fn revealed_secret(app: &TestApp, reference: &str) -> String {
 
 #[sqlx::test]
 async fn a_long_and_a_multi_line_paste_reach_the_database_exactly(db: PgPool) {
-    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
-        return;
-    };
+    let (app, _fake, b) = setup(db, Behaviour::default(), Screen::Desktop).await;
     // 5,000 characters: more than the old maxlength of 4,096 would let through.
     let long: String = (0..4996)
         .map(|i| char::from(b'A' + (i % 26) as u8))
@@ -99,9 +97,7 @@ async fn a_long_and_a_multi_line_paste_reach_the_database_exactly(db: PgPool) {
 
 #[sqlx::test]
 async fn an_over_long_paste_is_refused_with_its_length_and_nothing_else_is_lost(db: PgPool) {
-    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
-        return;
-    };
+    let (app, _fake, b) = setup(db, Behaviour::default(), Screen::Desktop).await;
     let (_, link) = app.create_link("generic").await;
     b.goto(&link).await;
     send_generic(&b, &"k".repeat(20_000)).await;
@@ -136,9 +132,7 @@ async fn an_over_long_paste_is_refused_with_its_length_and_nothing_else_is_lost(
 
 #[sqlx::test]
 async fn secret_fields_are_masked_text_that_password_managers_leave_alone(db: PgPool) {
-    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
-        return;
-    };
+    let (app, _fake, b) = setup(db, Behaviour::default(), Screen::Desktop).await;
     for (provider, secret_field) in [("generic", "secret"), ("lever", "api_key")] {
         let (_, link) = app.create_link(provider).await;
         b.goto(&link).await;
@@ -170,9 +164,7 @@ async fn secret_fields_are_masked_text_that_password_managers_leave_alone(db: Pg
 
 #[sqlx::test]
 async fn a_right_to_left_override_cannot_reverse_the_rest_of_the_page(db: PgPool) {
-    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
-        return;
-    };
+    let (app, _fake, b) = setup(db, Behaviour::default(), Screen::Desktop).await;
     let (id, link) = app.create_link("generic").await;
     // The API refuses such a name now; rows stored before may still hold one.
     sqlx::query("UPDATE drop_requests SET organization = $1 WHERE id = $2::uuid")
@@ -220,9 +212,7 @@ async fn a_right_to_left_override_cannot_reverse_the_rest_of_the_page(db: PgPool
 
 #[sqlx::test]
 async fn a_200_character_name_wraps_at_320_and_1280_pixels(db: PgPool) {
-    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
-        return;
-    };
+    let (app, _fake, b) = setup(db, Behaviour::default(), Screen::Desktop).await;
     let org = format!("Acme{}", "x".repeat(196));
     let (_, link) = app
         .create_link_with(json!({ "organization": org, "provider": "generic" }))
@@ -252,9 +242,7 @@ async fn a_200_character_name_wraps_at_320_and_1280_pixels(db: PgPool) {
 
 #[sqlx::test]
 async fn a_browser_that_keeps_no_cookies_is_asked_to_allow_them(db: PgPool) {
-    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
-        return;
-    };
+    let (app, _fake, b) = setup(db, Behaviour::default(), Screen::Desktop).await;
     let (_, link) = app.create_link("generic").await;
     b.goto(&link).await;
     let h1 = b.text("h1").await;
@@ -275,9 +263,7 @@ async fn a_browser_that_keeps_no_cookies_is_asked_to_allow_them(db: PgPool) {
 /// answer a repeat with the same receipt anyway).
 #[sqlx::test]
 async fn a_double_click_on_send_ends_on_the_receipt_with_one_secret_stored(db: PgPool) {
-    let Some((app, _fake, b)) = setup(db, Behaviour::default(), Screen::Desktop).await else {
-        return;
-    };
+    let (app, _fake, b) = setup(db, Behaviour::default(), Screen::Desktop).await;
     let (_, link) = app.create_link("generic").await;
     b.goto(&link).await;
     let h1 = b.text("h1").await;

@@ -2,9 +2,9 @@
 //! (`chromedriver`) with `fantoccini`: what a customer admin sees and does.
 //!
 //! A separate test binary from `tests/api`, so the API suite never needs a
-//! browser. When chromedriver is missing, each test says so loudly and passes;
-//! `scripts/test` installs it first, so CI always runs them. Screenshots of
-//! every page land in `target/browser-artifacts/`.
+//! browser. When chromedriver is missing, each test fails (a browser test
+//! that passes without a browser proves nothing); `scripts/test` installs it.
+//! Screenshots of every page land in `target/browser-artifacts/`.
 
 mod driver;
 mod drop_pages;

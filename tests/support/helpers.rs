@@ -424,3 +424,38 @@ pub fn sample(text: &str, series: &str) -> f64 {
             v.trim().parse().expect("a sample value is a number")
         })
 }
+
+/// How long [`eventually`] waits before failing the test: generous, because
+/// the suite runs on loaded machines; a passing wait returns as soon as the
+/// condition holds, so this costs nothing when things work.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Waits for observable state (a row, a lock wait, a fake's hit count, a log
+/// line): polls `check` until it holds, and fails the test naming `what`
+/// after [`PATIENCE`]. Tests order themselves with this, never with a sleep.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {PATIENCE:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Sessions of this test's database waiting for a lock (e.g. a request
+/// blocked behind a row the test holds `FOR UPDATE`).
+pub async fn lock_waiters(db: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}

@@ -59,7 +59,15 @@ pub struct Behaviour {
     pub status: Option<u16>,
     /// Every request is redirected to this URL.
     pub redirect_to: Option<String>,
+    /// A barrier: each resource (not token) request is held until this many
+    /// are in flight at once, then all go on together. Requests sent one
+    /// after another never fill it: each is let go after [`BARRIER_GIVE_UP`],
+    /// and `max_in_flight` shows how many there were.
+    pub hold_until_in_flight: Option<usize>,
 }
+
+/// How long a request waits at the barrier for the others before going on.
+pub const BARRIER_GIVE_UP: Duration = Duration::from_secs(5);
 
 impl Behaviour {
     pub fn denies(&self, name: &str) -> bool {
@@ -77,6 +85,8 @@ pub struct Seen {
     /// Header maps of every request, in the same order.
     pub headers: Mutex<Vec<HeaderMap>>,
     hits: Mutex<HashMap<String, usize>>,
+    /// Woken whenever a request arrives (for the barrier).
+    arrived: tokio::sync::Notify,
 }
 
 /// One request as a fake provider sees it.
@@ -216,9 +226,25 @@ async fn handle(State((behaviour, seen, answer)): State<Shared>, req: Request) -
         .unwrap()
         .push(String::from_utf8_lossy(&body).into_owned());
     seen.headers.lock().unwrap().push(parts.headers.clone());
+    let b = behaviour.lock().unwrap().clone();
+    let held = b.hold_until_in_flight.filter(|_| !path.contains("token"));
     let now = seen.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     seen.max_in_flight.fetch_max(now, Ordering::SeqCst);
-    let b = behaviour.lock().unwrap().clone();
+    seen.arrived.notify_waiters();
+    if let Some(n) = held {
+        let give_up = tokio::time::Instant::now() + BARRIER_GIVE_UP;
+        loop {
+            // Registered before the count is read, so no arrival is missed.
+            let next = seen.arrived.notified();
+            if seen.in_flight.load(Ordering::SeqCst) >= n
+                || tokio::time::timeout_at(give_up, next).await.is_err()
+            {
+                break;
+            }
+        }
+        // The last to arrive wakes the others; they see the full count.
+        seen.arrived.notify_waiters();
+    }
     tokio::time::sleep(b.delay).await;
     let resp = common(&b, &seen, &path).unwrap_or_else(|| {
         answer(
