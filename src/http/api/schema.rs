@@ -126,8 +126,8 @@ pub const EMAIL: &str = concat!(
 pub const DURATION: &str =
     r"^(?:[1-9][0-9]{0,5}s|[1-9][0-9]{0,4}m|[1-9][0-9]{0,3}h|[1-9][0-9]{0,2}d|[1-9][0-9]?w)$";
 
-/// A `next_cursor` value: a positive whole number.
-pub const CURSOR: &str = r"^[1-9][0-9]{0,17}$";
+/// A `next_cursor` value (a positive whole number), or blank for the first page.
+pub const CURSOR: &str = r"^(?:[1-9][0-9]{0,17})?$";
 
 /// A string schema with a pattern and length bounds; `nullable` adds JSON `null`.
 fn string(pattern: &str, min: Option<usize>, max: Option<usize>, nullable: bool) -> Schema {
