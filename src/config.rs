@@ -1,5 +1,9 @@
 //! Configuration: the one place that reads the environment.
 
+mod oidc;
+
+pub use oidc::{parse_roles, OidcConfig};
+
 use crate::crypto::{Keyring, KeyringError};
 use crate::domain::HumanDuration;
 use crate::providers::live::Upstreams;
@@ -55,6 +59,8 @@ pub struct Config {
     pub metrics_token: Option<SecretString>,
     /// Open connections one client address may hold per listener (`None`: no cap).
     pub max_connections_per_client: Option<usize>,
+    /// The staff console's single sign-on (`None`: no console).
+    pub oidc: Option<OidcConfig>,
 }
 
 /// A per-IP request budget: `count` requests per `per`.
@@ -273,7 +279,9 @@ impl Config {
                     })?,
             ),
         };
+        let oidc = OidcConfig::from_lookup(env, internal_url.as_ref())?;
         Ok(Self {
+            oidc,
             allow_missing_keks,
             internal_hosts,
             metrics_token,

@@ -9,4 +9,4 @@ mod token;
 pub use duration::HumanDuration;
 pub use email::Email;
 pub use scope::{Scope, Scopes};
-pub use token::{DropToken, StaffSecret, TokenHash};
+pub use token::{DropToken, LoginSecret, SessionSecret, StaffSecret, TokenHash};

@@ -63,6 +63,24 @@ pub enum Link {}
 #[derive(Debug)]
 pub enum Staff {}
 
+/// Marker for console session ids (`kdc_…`), held in the session cookie.
+#[derive(Debug)]
+pub enum Session {}
+/// Marker for the one-time values of a console login: the OIDC `state` and
+/// the browser-binding cookie (`kdo_…`).
+#[derive(Debug)]
+pub enum Login {}
+
+impl TokenKind for Session {
+    const PREFIX: &'static str = "kdc_";
+    const NAME: &'static str = "SessionSecret";
+}
+
+impl TokenKind for Login {
+    const PREFIX: &'static str = "kdo_";
+    const NAME: &'static str = "LoginSecret";
+}
+
 impl TokenKind for Link {
     const PREFIX: &'static str = "kdl_";
     const NAME: &'static str = "DropToken";
@@ -80,6 +98,10 @@ pub struct Token<K: TokenKind>(SecretString, std::marker::PhantomData<K>);
 pub type DropToken = Token<Link>;
 /// A staff bearer token.
 pub type StaffSecret = Token<Staff>;
+/// A console session id, as the browser holds it.
+pub type SessionSecret = Token<Session>;
+/// A one-time login value (OIDC `state`, browser binding).
+pub type LoginSecret = Token<Login>;
 
 impl<K: TokenKind> Token<K> {
     pub fn generate() -> Self {

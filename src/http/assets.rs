@@ -21,6 +21,17 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/keydrop.js"),
     ),
+    // The staff console's layout and its copy / show buttons.
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_str!("../../static/console.css"),
+    ),
+    (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/console.js"),
+    ),
     // Linked from every page, so browsers never ask for a missing /favicon.ico
     // (a 404 there is a console error on every page).
     (

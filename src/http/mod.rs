@@ -6,6 +6,7 @@
 pub mod api;
 mod assets;
 pub mod client_ip;
+pub mod console;
 pub mod csrf;
 pub mod error;
 pub mod form;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub readiness: Arc<health::ReadyCache>,
     /// This application's Prometheus registry (not a process-wide one).
     pub metrics: Metrics,
+    /// The staff console, when single sign-on is configured.
+    pub console: Option<Arc<console::Console>>,
 }
 
 impl AppState {
@@ -62,12 +65,20 @@ impl AppState {
             metrics.clone(),
         )
         .expect("the HTTP client for live checks can be built");
+        let console = config.oidc.clone().map(|oidc| {
+            let key = keyring.active().derive_hmac_key("keydrop console forms v1");
+            Arc::new(
+                console::Console::new(oidc, key)
+                    .expect("the HTTP client for single sign-on can be built"),
+            )
+        });
         let limit = config.auth_failure_limit;
         let v6 = config.proxies.ipv6_prefix;
         Self {
             link_failures: Arc::new(throttle::FailureThrottle::new(limit, v6)),
             staff_failures: Arc::new(throttle::FailureThrottle::new(limit, v6)),
             readiness: Arc::default(),
+            console,
             checker,
             metrics,
             db,
@@ -110,7 +121,12 @@ pub fn internal_router(state: AppState) -> Router {
         metrics_token: state.config.metrics_token.clone(),
     });
     let metrics = state.metrics.clone();
-    let router = Router::new()
+    let console = state.console.is_some();
+    let mut router = Router::new();
+    if console {
+        router = router.merge(console::router());
+    }
+    let router = router
         .nest("/api/v1", api::router())
         .merge(health::internal_router())
         .merge(state.metrics.router(state.db.clone()))
@@ -118,6 +134,11 @@ pub fn internal_router(state: AppState) -> Router {
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
         .with_state(state);
+    let router = if console {
+        router.merge(assets::router())
+    } else {
+        router
+    };
     let router = metrics
         .track(router, "internal")
         .layer(axum::middleware::from_fn(move |req, next| {

@@ -49,6 +49,7 @@ pub fn actor() -> Actor {
         id: None,
         name: Some("retention".into()),
         client_ip: None,
+        oidc: None,
     }
 }
 

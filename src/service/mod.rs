@@ -3,3 +3,4 @@
 pub mod checks;
 pub mod links;
 pub mod submission;
+pub mod tokens;

@@ -13,6 +13,21 @@ pub struct Actor {
     pub id: Option<Uuid>,
     pub name: Option<String>,
     pub client_ip: Option<String>,
+    /// Who a person signed in through single sign-on is (`kind` `oidc`).
+    pub oidc: Option<OidcIdentity>,
+}
+
+/// A person as the identity provider named them: recorded under `actor` in
+/// the detail of every event they cause, so the trail names them even after
+/// their session is gone.
+#[derive(Debug, Clone, Serialize)]
+pub struct OidcIdentity {
+    /// The console session the action came through (`console_sessions.id`);
+    /// `None` for a refused login.
+    pub session_id: Option<Uuid>,
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
 }
 
 /// The name `--actor` gave for this process. A process-wide value rather than
@@ -32,6 +47,7 @@ impl Actor {
             id: None,
             name: None,
             client_ip: ip,
+            oidc: None,
         }
     }
 
@@ -47,6 +63,7 @@ impl Actor {
             id: None,
             name: Some(format!("cli:{}", user.as_deref().unwrap_or("unknown"))),
             client_ip: None,
+            oidc: None,
         }
     }
 
@@ -56,6 +73,20 @@ impl Actor {
             id: Some(id),
             name: Some(name),
             client_ip: ip,
+            oidc: None,
+        }
+    }
+
+    /// A person signed in to the console: `name` is their email (or subject
+    /// when the provider gave no email); issuer, subject and session travel in
+    /// `oidc`. `id` stays empty: it names staff tokens (links reference it).
+    pub fn oidc(who: OidcIdentity, ip: Option<String>) -> Self {
+        Self {
+            kind: "oidc",
+            id: None,
+            name: Some(who.email.clone().unwrap_or_else(|| who.subject.clone())),
+            client_ip: ip,
+            oidc: Some(who),
         }
     }
 }
@@ -108,6 +139,13 @@ impl<'a> NewEvent<'a> {
 
 /// Appends an event; callers pass their transaction so action and record commit together.
 pub async fn record(db: impl PgExecutor<'_>, e: NewEvent<'_>) -> sqlx::Result<i64> {
+    let mut detail = e.detail;
+    if let (Some(who), Value::Object(map)) = (&e.actor.oidc, &mut detail) {
+        map.insert(
+            "actor".into(),
+            serde_json::to_value(who).unwrap_or(Value::Null),
+        );
+    }
     sqlx::query_scalar!(
         r#"INSERT INTO audit_events (actor_kind, actor_id, actor_name, client_ip, action, outcome, secret_id, request_id, detail)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"#,
@@ -119,7 +157,7 @@ pub async fn record(db: impl PgExecutor<'_>, e: NewEvent<'_>) -> sqlx::Result<i6
         e.outcome,
         e.secret_id,
         e.request_id,
-        e.detail,
+        detail,
     )
     .fetch_one(db)
     .await

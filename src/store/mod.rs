@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod audit_chain;
 pub mod canary;
+pub mod console;
 pub mod fingerprint_keys;
 pub mod maintenance;
 pub mod requests;

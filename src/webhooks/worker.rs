@@ -222,6 +222,7 @@ fn system() -> Actor {
         id: None,
         name: Some("keydrop".into()),
         client_ip: None,
+        oidc: None,
     }
 }
 

