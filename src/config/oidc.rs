@@ -179,14 +179,14 @@ mod tests {
     fn debug_output_never_shows_the_client_secret() {
         let url = Url::parse("http://127.0.0.1:8081").unwrap();
         let env = |k: &str| {
-            Some(match k {
+            let v = match k {
                 "KEYDROP_OIDC_ISSUER" => "http://127.0.0.1:1/x",
                 "KEYDROP_OIDC_CLIENT_ID" => "keydrop",
                 "KEYDROP_OIDC_CLIENT_SECRET" => "hush-hush-secret",
                 "KEYDROP_OIDC_ROLES" => "admins=admin",
                 _ => return None,
-            })
-            .map(str::to_owned)
+            };
+            Some(v.to_owned())
         };
         let c = OidcConfig::from_lookup(&env, Some(&url)).unwrap().unwrap();
         assert!(!format!("{c:?}").contains("hush-hush"));

@@ -16,7 +16,6 @@ mod hermetic;
 mod hostile;
 mod lifecycle;
 mod links;
-mod openbao;
 mod operations;
 mod operator;
 mod ops_support;

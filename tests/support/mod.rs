@@ -4,5 +4,7 @@
 //! inside one of them, so neither binary reaches into the other's modules;
 //! each includes this directory as its `support` module.
 
+pub mod console;
 pub mod fakes;
 pub mod helpers;
+pub mod openbao;
