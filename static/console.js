@@ -27,6 +27,16 @@
       button.textContent = shown ? "Show" : "Hide";
     }
   });
+  // With script: masked values with Show and Copy buttons replace the
+  // no-script <details> disclosure.
+  var disclosures = document.querySelectorAll("details.field");
+  for (var d = 0; d < disclosures.length; d++) {
+    disclosures[d].remove();
+  }
+  var hiddenUntilScript = document.querySelectorAll(".masked, .js-only");
+  for (var h = 0; h < hiddenUntilScript.length; h++) {
+    hiddenUntilScript[h].hidden = false;
+  }
   var revealed = document.querySelector("[data-hide-after]");
   if (revealed) {
     var seconds = parseInt(revealed.getAttribute("data-hide-after"), 10);

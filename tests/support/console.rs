@@ -26,6 +26,11 @@ fn free_port() -> u16 {
 /// Keydrop with the console on, signing in through a fresh OpenBao; `None`
 /// (the test skips, loudly) when `bao` is not installed.
 pub async fn spawn_console(db: PgPool) -> Option<Console> {
+    spawn_console_with(db, Vec::new()).await
+}
+
+/// [`spawn_console`] with more environment (e.g. a provider fake's).
+pub async fn spawn_console_with(db: PgPool, extra: Vec<(String, String)>) -> Option<Console> {
     let port = free_port();
     let internal = format!("http://127.0.0.1:{port}");
     let bao = OpenBao::start(
@@ -36,7 +41,11 @@ pub async fn spawn_console(db: PgPool) -> Option<Console> {
     let mut env: Vec<(&str, String)> = bao.env();
     env.push(("KEYDROP_INTERNAL_ADDR", format!("127.0.0.1:{port}")));
     env.push(("KEYDROP_INTERNAL_URL", internal));
-    let app = TestApp::builder(db).with_env(env).spawn().await;
+    let app = TestApp::builder(db)
+        .with_env(env)
+        .with_env(extra)
+        .spawn()
+        .await;
     Some(Console { app, bao })
 }
 

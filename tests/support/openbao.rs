@@ -254,12 +254,119 @@ impl OpenBao {
         self.post(
             "identity/oidc/provider/keydrop",
             json!({
-                "allowed_client_ids": [self.client_id],
+                // Any client of this OpenBao: tests add a second one (another audience).
+                "allowed_client_ids": ["*"],
                 "scopes_supported": ["groups", "email", "profile"],
                 "issuer": self.addr,
             }),
         )
         .await;
+    }
+
+    /// Starts a second, unrelated OpenBao whose provider announces `issuer_addr`
+    /// as its address, so its tokens carry the first one's `iss` but are signed
+    /// by its own key (a forgery as seen by a client trusting the first).
+    pub async fn impostor_of(first: &OpenBao, users: &[&User]) -> OpenBao {
+        let mut other = OpenBao::start("http://127.0.0.1:9/cb", users)
+            .await
+            .unwrap();
+        other
+            .post(
+                "identity/oidc/provider/keydrop",
+                json!({ "issuer": first.addr }),
+            )
+            .await;
+        other.issuer = first.issuer.clone();
+        other
+    }
+
+    /// Adds a confidential client named `name`; returns (client_id, client_secret).
+    pub async fn add_client(
+        &self,
+        name: &str,
+        redirect_uri: &str,
+        id_token_ttl: &str,
+    ) -> (String, String) {
+        self.post(
+            &format!("identity/oidc/client/{name}"),
+            json!({
+                "redirect_uris": [redirect_uri],
+                "assignments": ["staff"],
+                "key": "keydrop",
+                "id_token_ttl": id_token_ttl,
+                "access_token_ttl": "1h",
+            }),
+        )
+        .await;
+        let c = self
+            .call(
+                reqwest::Method::GET,
+                &format!("identity/oidc/client/{name}"),
+                None,
+            )
+            .await;
+        (
+            c["data"]["client_id"].as_str().unwrap().to_owned(),
+            c["data"]["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// An ID token for `user`, issued to `client` (id, secret) with `nonce`,
+    /// through the provider's own authorization and token endpoints.
+    pub async fn id_token(
+        &self,
+        user: &User,
+        client: (&str, &str),
+        redirect_uri: &str,
+        nonce: &str,
+    ) -> String {
+        let token = self.user_token(user).await;
+        let answer: Value = self
+            .http
+            .get(format!(
+                "{}/v1/identity/oidc/provider/keydrop/authorize",
+                self.addr
+            ))
+            .query(&[
+                ("client_id", client.0),
+                ("scope", "openid groups email profile"),
+                ("redirect_uri", redirect_uri),
+                ("response_type", "code"),
+                ("state", "test-state"),
+                ("nonce", nonce),
+            ])
+            .header("X-Vault-Token", token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let code = answer["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"));
+        let tokens: Value = self
+            .http
+            .post(format!(
+                "{}/v1/identity/oidc/provider/keydrop/token",
+                self.addr
+            ))
+            .basic_auth(client.0, Some(client.1))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens["id_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{tokens}"))
+            .to_owned()
     }
 
     /// Environment for Keydrop to use this provider.
