@@ -99,6 +99,12 @@ impl RateLimit {
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// Whether `DATABASE_URL` is set (the CLI says which commands need it before
+/// reading the rest of the configuration).
+pub fn database_url_set() -> bool {
+    std::env::var_os("DATABASE_URL").is_some_and(|v| !v.is_empty())
+}
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> anyhow::Result<Self> {

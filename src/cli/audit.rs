@@ -118,3 +118,47 @@ pub async fn run(cmd: AuditCmd, db: &PgPool) -> anyhow::Result<()> {
         }
     }
 }
+
+/// `keydrop audit export` through the internal API: the API pages newest
+/// first, so the pages are gathered, then printed oldest first as the
+/// database export does, one `AuditEventView` per line.
+pub(super) async fn export_remote(
+    api: &super::remote::Remote,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    after_id: Option<i64>,
+    action: Option<String>,
+) -> anyhow::Result<()> {
+    use crate::http::api::views::{AuditEventView, AuditPage};
+    let mut base: Vec<(&str, String)> = vec![("limit", "1000".into())];
+    base.extend(since.map(|t| ("since", t.to_rfc3339())));
+    base.extend(until.map(|t| ("until", t.to_rfc3339())));
+    base.extend(action.map(|a| ("action", a)));
+    let mut events: Vec<AuditEventView> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = base.clone();
+        query.extend(cursor.take().map(|c| ("cursor", c)));
+        let page: AuditPage = api.get("audit", &query).await?;
+        let done = page.items.iter().any(|e| Some(e.id) <= after_id);
+        events.extend(
+            page.items
+                .into_iter()
+                .filter(|e| after_id.is_none_or(|a| e.id > a)),
+        );
+        match page.next_cursor {
+            Some(c) if !done => cursor = Some(c),
+            _ => break,
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for e in events.iter().rev() {
+        if serde_json::to_writer(&mut out, e).is_err() || out.write_all(b"\n").is_err() {
+            return Ok(()); // the reader went away (e.g. `| head`)
+        }
+    }
+    let _ = out.flush();
+    eprintln!("exported {} events", events.len());
+    Ok(())
+}

@@ -1,29 +1,35 @@
-//! `keydrop request create|list|revoke`: drop links, through the same
-//! service functions as the API.
+//! `keydrop request create|list|revoke`: drop links. With `KEYDROP_API_URL`
+//! through the internal API; otherwise on the database, through the same
+//! service functions as the API. `--json` prints the API's views either way.
 
 use super::connect;
+use super::remote::Remote;
+use crate::http::api::views::{CreatedLink, LinkList, LinkView, NewLink};
 use crate::service::links::{self, LinkInput, RawLink, RevokeError};
 use crate::store::{audit::Actor, requests};
 use anyhow::{bail, Context as _};
 use chrono::Utc;
 use clap::{Args, Subcommand};
-use serde_json::json;
+use reqwest::Method;
 use uuid::Uuid;
 
 #[derive(Debug, Subcommand)]
 pub enum RequestCmd {
     /// Create a drop link; prints the URL alone.
     Create(CreateLink),
-    /// List drop links.
+    /// List drop links, newest first.
     List {
-        /// Print the list as JSON.
+        /// Print the list as JSON (`{"items":[…]}`, as the API answers).
         #[arg(long)]
         json: bool,
     },
-    /// Revoke a drop link by id or by its URL.
+    /// Revoke a drop link by id or by its URL (through the API: by id).
     Revoke {
         /// The link's id (printed by `request create`) or the drop link URL itself.
         link: String,
+        /// Print the revoked link as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -81,58 +87,114 @@ pub(super) async fn request(cmd: RequestCmd) -> anyhow::Result<()> {
                 );
             }
             let created = links::create(&db, &config.public_url, &Actor::cli(), &input).await?;
-            if c.json {
-                println!(
-                    "{}",
-                    json!({"id": created.request.id, "url": created.url, "expires_at": created.request.expires_at, "max_uses": created.request.max_uses})
-                );
-            } else {
-                eprintln!(
-                    "drop link {} for {} ({}), expires {}, {} use(s); send it to the customer admin:",
-                    created.request.id,
-                    input.organization,
-                    input.provider.id,
-                    created.request.expires_at.to_rfc3339(),
-                    input.max_uses
-                );
-                println!("{}", created.url);
-            }
+            print_created(
+                &CreatedLink {
+                    link: LinkView::new(&created.request, Utc::now()),
+                    url: created.url,
+                },
+                c.json,
+            )?;
         }
         RequestCmd::List { json } => {
-            let all = requests::list(&db, requests::Filter::default(), 1000).await?;
             let now = Utc::now();
-            if json {
-                let items: Vec<_> = all
-                    .iter()
-                    .map(|r| json!({"id": r.id, "organization": r.organization, "provider": r.provider, "status": r.state(now), "use_count": r.use_count, "max_uses": r.max_uses, "created_at": r.created_at, "expires_at": r.expires_at}))
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&items)?);
-            } else {
-                for r in all {
-                    println!(
-                        "{}  {:<8} {:<18} {:<30} uses {}/{}  expires {}",
-                        r.id,
-                        format!("{:?}", r.state(now)).to_lowercase(),
-                        r.provider,
-                        r.organization,
-                        r.use_count,
-                        r.max_uses,
-                        r.expires_at.to_rfc3339()
-                    );
-                }
-            }
+            let items = requests::list(&db, requests::Filter::default(), 1000)
+                .await?
+                .iter()
+                .map(|r| LinkView::new(r, now))
+                .collect();
+            print_list(&LinkList { items }, json)?;
         }
-        RequestCmd::Revoke { link } => {
+        RequestCmd::Revoke { link, json } => {
             let id = match Uuid::parse_str(link.trim()) {
                 Ok(id) => id,
                 Err(_) => link_id_from_url(&db, &link).await?,
             };
             match links::revoke(&db, &Actor::cli(), id).await {
-                Ok(_) => eprintln!("revoked drop link {id}"),
+                Ok(r) => print_revoked(&LinkView::new(&r, Utc::now()), json)?,
                 Err(RevokeError::Db(e)) => return Err(e.into()),
                 Err(e) => bail!("{e}"),
             }
         }
+    }
+    Ok(())
+}
+
+/// The same commands through the internal API.
+pub(super) async fn remote(cmd: RequestCmd, api: &Remote) -> anyhow::Result<()> {
+    match cmd {
+        RequestCmd::Create(c) => {
+            let body = NewLink {
+                organization: c.org,
+                provider: c.provider,
+                expires_in: c.expires_in,
+                max_uses: c.max_uses,
+                contact_email: c.contact,
+                note: c.note,
+            };
+            let created: CreatedLink = api.call(Method::POST, "requests", &[], Some(&body)).await?;
+            print_created(&created, c.json)?;
+        }
+        RequestCmd::List { json } => {
+            let list: LinkList = api.get("requests", &[("limit", "1000".into())]).await?;
+            print_list(&list, json)?;
+        }
+        RequestCmd::Revoke { link, json } => {
+            let id = Uuid::parse_str(link.trim()).map_err(|_| {
+                anyhow::anyhow!("through the API, give the link's id (see `keydrop request list`)")
+            })?;
+            let revoked: LinkView = api
+                .call(Method::DELETE, &format!("requests/{id}"), &[], None::<&()>)
+                .await?;
+            print_revoked(&revoked, json)?;
+        }
+    }
+    Ok(())
+}
+
+/// The URL alone on stdout (what a script captures), the rest on stderr.
+fn print_created(created: &CreatedLink, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(created)?);
+    } else {
+        let l = &created.link;
+        eprintln!(
+            "drop link {} for {} ({}), expires {}, {} use(s); send it to the customer admin:",
+            l.id,
+            l.organization,
+            l.provider,
+            l.expires_at.to_rfc3339(),
+            l.max_uses
+        );
+        println!("{}", created.url);
+    }
+    Ok(())
+}
+
+fn print_list(list: &LinkList, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(list)?);
+        return Ok(());
+    }
+    for l in &list.items {
+        println!(
+            "{}  {:<8} {:<18} {:<30} uses {}/{}  expires {}",
+            l.id,
+            l.status.as_str(),
+            l.provider,
+            l.organization,
+            l.use_count,
+            l.max_uses,
+            l.expires_at.to_rfc3339()
+        );
+    }
+    Ok(())
+}
+
+fn print_revoked(link: &LinkView, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(link)?);
+    } else {
+        eprintln!("revoked drop link {}", link.id);
     }
     Ok(())
 }

@@ -7,7 +7,9 @@ mod health;
 mod keks;
 mod links;
 mod purge;
+mod remote;
 mod rotate;
+mod secrets;
 mod tokens;
 
 use crate::config::{self, Config};
@@ -31,6 +33,8 @@ pub struct Cli {
     /// default: $USER).
     #[arg(long, global = true, env = "KEYDROP_ACTOR", value_name = "NAME")]
     pub actor: Option<String>,
+    #[command(flatten)]
+    pub api: remote::ApiArgs,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -60,10 +64,14 @@ pub enum Command {
     /// Manage staff tokens.
     #[command(subcommand)]
     Token(tokens::TokenCmd),
-    /// Manage drop links.
+    /// Manage drop links (through the API when KEYDROP_API_URL is set).
     #[command(subcommand)]
     Request(links::RequestCmd),
-    /// Check and export the audit trail.
+    /// Secrets that arrived: list, show, reveal, mark ingested, check again
+    /// (through the API: KEYDROP_API_URL and KEYDROP_API_TOKEN).
+    #[command(subcommand)]
+    Secret(secrets::SecretCmd),
+    /// Check and export the audit trail (export through the API when KEYDROP_API_URL is set).
     #[command(subcommand)]
     Audit(audit::AuditCmd),
     /// List the provider catalog.
@@ -92,6 +100,27 @@ pub enum Command {
 #[error("{1}")]
 pub struct ExitStatus(pub u8, pub String);
 
+impl Command {
+    /// For a command that would use the database here: its name, and whether
+    /// the internal API could do it instead.
+    fn database_use(&self, through_api: bool) -> Option<(&'static str, bool)> {
+        let only = |name| Some((name, false));
+        match self {
+            Self::Serve { .. } => only("serve"),
+            Self::Migrate => only("migrate"),
+            Self::Token(_) => only("token"),
+            Self::Rotate(_) => only("rotate"),
+            Self::Keks(_) => only("keks"),
+            Self::Fingerprints(_) => only("fingerprints"),
+            Self::Purge(_) => only("purge"),
+            Self::Audit(audit::AuditCmd::Verify { .. }) => only("audit verify"),
+            Self::Audit(_) if !through_api => Some(("audit export", true)),
+            Self::Request(_) if !through_api => Some(("request", true)),
+            _ => None,
+        }
+    }
+}
+
 /// Runs a parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(actor) = cli.actor.as_deref() {
@@ -100,6 +129,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             bail!("--actor must be 1-100 printable characters");
         }
         store::audit::set_cli_actor(actor);
+    }
+    let remote = remote::Remote::from_args(&cli.api)?;
+    if let Some((name, api_can)) = cli.command.database_use(remote.is_some()) {
+        if !config::database_url_set() {
+            bail!(
+                "`keydrop {name}` {}",
+                match (api_can, remote.is_some()) {
+                    (true, _) =>
+                        "needs DATABASE_URL, or KEYDROP_API_URL and KEYDROP_API_TOKEN \
+                                  to go through the internal API",
+                    (false, true) =>
+                        "works on the database directly: set DATABASE_URL \
+                                      (the internal API, KEYDROP_API_URL, does not offer it)",
+                    (false, false) => "works on the database directly: set DATABASE_URL",
+                }
+            );
+        }
     }
     match cli.command {
         Command::Keygen { id } => keygen(id),
@@ -110,7 +156,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => migrate().await,
         Command::Serve { no_migrate } => serve(no_migrate).await,
         Command::Token(cmd) => tokens::token(cmd).await,
-        Command::Request(cmd) => links::request(cmd).await,
+        Command::Request(cmd) => match remote {
+            Some(api) => links::remote(cmd, &api).await,
+            None => links::request(cmd).await,
+        },
+        Command::Secret(cmd) => secrets::secret(cmd, remote).await,
+        Command::Audit(audit::AuditCmd::Export {
+            since,
+            until,
+            after_id,
+            action,
+        }) if remote.is_some() => {
+            let api = remote.expect("checked");
+            audit::export_remote(&api, since, until, after_id, action).await
+        }
         Command::Audit(cmd) => {
             let (_, db) = connect().await?;
             audit::run(cmd, &db).await

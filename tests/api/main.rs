@@ -25,6 +25,7 @@ mod providers;
 mod resubmission;
 mod retention;
 mod rotation;
+mod staff_cli;
 mod storage;
 #[path = "../support/mod.rs"]
 mod support;

@@ -1,0 +1,181 @@
+//! The `keydrop` CLI for staff, talking to a running server's internal API
+//! (`KEYDROP_API_URL`, `KEYDROP_API_TOKEN`) with no database in its
+//! environment.
+
+use crate::binary::run;
+use crate::helpers::{create_token, spawn_app, TestApp};
+use keydrop::http::api::views::{CreatedLink, LinkList, SecretList, SecretView};
+use serde_json::Value;
+use sqlx::PgPool;
+use std::process::Command;
+
+/// The binary with only the API's address and a token: no DATABASE_URL, no KEKs.
+fn staff_cli(app: &TestApp, token: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keydrop"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KEYDROP_API_URL", &app.internal)
+        .env("KEYDROP_API_TOKEN", token);
+    cmd
+}
+
+/// Runs the command off the test's runtime, which serves the API meanwhile.
+async fn run_cli(mut cmd: Command, args: &[&str]) -> (bool, String, String) {
+    cmd.args(args);
+    tokio::task::spawn_blocking(move || run(&mut cmd))
+        .await
+        .unwrap()
+}
+
+async fn submit_generic(app: &TestApp, secret: &str) -> String {
+    let (id, link) = app.create_link("generic").await;
+    let resp = app
+        .open_and_submit(
+            &link,
+            &[
+                ("submitter_name", "Jane Admin"),
+                ("submitter_email", "jane@acme.example.com"),
+                ("label", "warehouse"),
+                ("secret", secret),
+            ],
+        )
+        .await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    id
+}
+
+#[sqlx::test]
+async fn staff_create_links_and_fetch_secrets_through_the_api_without_a_database(db: PgPool) {
+    let app = spawn_app(db).await;
+    let cli = || staff_cli(&app, &app.admin);
+
+    let (ok, url, err) = run_cli(
+        cli(),
+        &["request", "create", "--org", "Acme", "--provider", "lever"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(url.lines().count(), 1, "the URL alone on stdout");
+    assert!(url.trim().contains("/d/"), "{url}");
+    let (ok, out, err) = run_cli(
+        cli(),
+        &[
+            "request",
+            "create",
+            "--org",
+            "Beta",
+            "--provider",
+            "generic",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let created: CreatedLink = serde_json::from_str(&out).unwrap();
+    assert_eq!(created.link.organization, "Beta");
+    let (ok, out, _) = run_cli(cli(), &["request", "list", "--json"]).await;
+    assert!(ok);
+    let list: LinkList = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.items.len(), 2);
+    let raw: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(raw["items"][0]["status"], "pending", "the API's spelling");
+
+    let secret = "wh-0123456789abcdefghij-SECRET";
+    submit_generic(&app, secret).await;
+    let (ok, out, _) = run_cli(cli(), &["secret", "list", "--json"]).await;
+    assert!(ok);
+    let secrets: SecretList = serde_json::from_str(&out).unwrap();
+    let id = secrets.items[0].id.to_string();
+    assert!(!out.contains(secret));
+
+    let (ok, out, err) = run_cli(cli(), &["secret", "reveal", &id]).await;
+    assert!(ok, "{err}");
+    let fields: Value = serde_json::from_str(&out).expect("stdout is exactly one JSON value");
+    assert_eq!(
+        fields,
+        serde_json::json!({"label": "warehouse", "secret": secret})
+    );
+    assert!(err.is_empty(), "nothing else is printed: {err}");
+
+    let (ok, out, _) = run_cli(cli(), &["secret", "ingested", &id, "--json"]).await;
+    assert!(ok);
+    let meta: SecretView = serde_json::from_str(&out).unwrap();
+    assert_eq!(meta.status, "ingested");
+
+    let (ok, out, _) = run_cli(cli(), &["audit", "export", "--action", "secret.*"]).await;
+    assert!(ok);
+    let actions: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        ["secret.submitted", "secret.revealed", "secret.ingested"],
+        "oldest first"
+    );
+
+    let (ok, out, err) = run_cli(
+        cli(),
+        &["request", "revoke", &created.link.id.to_string(), "--json"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap()["status"],
+        "revoked"
+    );
+}
+
+#[sqlx::test]
+async fn a_token_without_the_scope_gets_the_apis_code_and_message_and_a_failing_exit(db: PgPool) {
+    let app = spawn_app(db.clone()).await;
+    submit_generic(&app, "wh-0123456789abcdefghij-SECRET").await;
+    let reader = create_token(&db, "reader", "read").await;
+    let (ok, out, _) = run_cli(staff_cli(&app, &reader), &["secret", "list", "--json"]).await;
+    assert!(ok);
+    let id = serde_json::from_str::<SecretList>(&out).unwrap().items[0]
+        .id
+        .to_string();
+
+    let (ok, out, err) = run_cli(staff_cli(&app, &reader), &["secret", "reveal", &id]).await;
+    assert!(!ok);
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("403") && err.contains("forbidden"), "{err}");
+    assert!(
+        err.contains("reveal"),
+        "the API's message names the scope: {err}"
+    );
+
+    let (ok, _, err) = run_cli(staff_cli(&app, "kds_not-a-token"), &["request", "list"]).await;
+    assert!(!ok);
+    assert!(err.contains("401") && err.contains("unauthorized"), "{err}");
+}
+
+#[sqlx::test]
+async fn commands_that_need_the_database_say_so_when_only_the_api_is_configured(db: PgPool) {
+    let app = spawn_app(db).await;
+    for args in [
+        &["migrate"][..],
+        &["rotate"],
+        &["purge"],
+        &["audit", "verify"],
+        &["token", "create", "--name", "x", "--scope", "read"],
+    ] {
+        let (ok, _, err) = run_cli(staff_cli(&app, &app.admin), args).await;
+        assert!(!ok, "{args:?}");
+        assert!(
+            err.contains("DATABASE_URL") && err.contains("does not offer"),
+            "{args:?}: {err}"
+        );
+    }
+    let mut bare = Command::new(env!("CARGO_BIN_EXE_keydrop"));
+    bare.env_clear();
+    let (ok, _, err) = run_cli(bare, &["secret", "list"]).await;
+    assert!(!ok);
+    assert!(err.contains("KEYDROP_API_URL"), "{err}");
+}
