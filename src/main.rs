@@ -4,6 +4,12 @@
 use clap::Parser;
 use keydrop::cli::{self, Cli, ExitStatus};
 
+/// mimalloc rather than glibc's malloc: a request makes hundreds of small
+/// allocations, and glibc spent ~28 % of the server's instructions on them
+/// (callgrind, BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -20,6 +20,8 @@ pub fn init(filter: &str, json: bool) {
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
+                    // Requests have one span: the list would repeat it on every line.
+                    .with_span_list(false)
                     .with_writer(std::io::stderr),
             )
             .try_init()

@@ -150,27 +150,49 @@ pub fn internal_router(state: AppState) -> Router {
 /// A request body must arrive within this time once its headers have.
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Layers shared by both listeners, outermost last: body-read deadline, panic
-/// guard, client address, request spans and ids, security headers.
+/// Layers shared by both listeners, outermost first: security headers,
+/// request ids and spans, client address, panic guard, body-read deadline.
+///
+/// One `Router::layer` with one composed stack, not one call per layer: each
+/// call boxes every route once more, and axum clones a route's boxed service
+/// (with every box inside it) on each request, so nine calls cost ~150
+/// allocations per request (callgrind, BENCHMARKS.md). Between layers that
+/// change body types, the bodies are mapped back to axum's, as `Router::layer`
+/// itself does.
 fn outer_layers(
     router: Router,
     listener: &'static str,
     https: bool,
     proxies: Arc<client_ip::ProxyConfig>,
 ) -> Router {
-    let router = router
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            BODY_READ_TIMEOUT,
-        ))
+    use axum::response::IntoResponse;
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::trace::TraceLayer;
+    let stack = tower::ServiceBuilder::new()
+        .layer(axum::middleware::map_response(move |r| {
+            security::headers(https, r)
+        }))
+        .layer(axum::middleware::map_request(trace::drop_insane_request_id))
+        .layer(SetRequestIdLayer::new(trace::REQUEST_ID, MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(trace::make_span(listener))
+                .on_failure(trace::on_failure),
+        )
+        .map_response(IntoResponse::into_response)
+        .layer(PropagateRequestIdLayer::new(trace::REQUEST_ID))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            client_ip::resolve(proxies.clone(), req, next)
+        }))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             move |_payload: Box<dyn std::any::Any + Send + 'static>| panic_response(listener),
         ))
-        .layer(axum::middleware::from_fn(move |req, next| {
-            client_ip::resolve(proxies.clone(), req, next)
-        }));
-    trace::layer(router, listener).layer(axum::middleware::map_response(move |r| {
-        security::headers(https, r)
-    }))
+        .map_response(IntoResponse::into_response)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            BODY_READ_TIMEOUT,
+        ))
+        .map_request(|r: axum::http::Request<_>| r.map(axum::body::Body::new));
+    router.layer(stack)
 }
 
 /// A handler panicked: log that it happened (never the payload, which could

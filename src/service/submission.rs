@@ -1,5 +1,6 @@
-//! Storing a submitted credential: seal, then one transaction for the secret,
-//! the link's use count and the audit event, so none exists without the others.
+//! Storing a submitted credential: seal, then one statement for the secret,
+//! the link's use count, the audit event and the webhook messages, so none
+//! exists without the others.
 
 use crate::crypto::{
     self, Context, CryptoError, Fingerprint, FingerprintKind, Fingerprinter, Keyring,
@@ -7,8 +8,9 @@ use crate::crypto::{
 use crate::domain::Email;
 use crate::metrics::Metrics;
 use crate::providers::{CheckResult, Provider};
-use crate::store::audit::{self, Actor, NewEvent};
-use crate::store::requests::{self, DropRequest, LinkState};
+use crate::store::actions::{self, Submitted};
+use crate::store::audit::{Actor, NewEvent};
+use crate::store::requests::{DropRequest, LinkState};
 use crate::store::secrets::{self, NewSecret};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -112,82 +114,65 @@ pub async fn store(
         &plaintext(&sub.fields),
     )?;
 
-    let mut tx = db.begin().await?;
-    let locked = requests::lock(&mut tx, link.id).await?;
-    let Some(locked) = locked else {
-        return Err(SubmitError::LinkGone(LinkState::Revoked));
-    };
-    // Insert first: the unique key on (link, submission id) decides whether this
-    // is a repeat, before the link's state (used up by the first) is looked at.
-    let inserted = secrets::insert(
-        &mut tx,
-        NewSecret {
-            id,
-            request_id: link.id,
-            organization: &locked.organization,
-            provider: provider.id,
-            submitter_name: sub.submitter_name,
-            submitter_email: sub.submitter_email.as_str(),
-            fingerprint: &fingerprint,
-            fingerprint_key: fingerprinter.generation(),
-            secret_length,
-            envelope: &envelope,
-            check_result: serde_json::to_value(check).expect("check result serialises"),
-            submission_id: sub.submission_id,
-            browser_hash: sub.browser_hash,
-        },
-    )
-    .await?;
-    if !inserted {
-        tx.rollback().await?;
-        let sid = sub.submission_id.unwrap_or_default();
-        return match secrets::find_by_submission(db, link.id, sid).await? {
-            Some(first) => Err(SubmitError::Repeat(first)),
-            None => Err(SubmitError::Db(sqlx::Error::RowNotFound)),
-        };
-    }
-    let now = Utc::now();
-    let state = locked.state(now);
-    let in_grace =
-        state == LinkState::Expired && sub.grace.is_some_and(|g| now <= locked.expires_at + g);
-    if state != LinkState::Pending && !in_grace {
-        return Err(SubmitError::LinkGone(state));
-    }
-    if let Some(g) = sub.grace.filter(|_| in_grace) {
-        // Tells the lifecycle trigger (the backstop) that this use is within grace.
-        sqlx::query("SELECT set_config('keydrop.link_grace', $1, true)")
-            .bind(format!("{} seconds", g.num_seconds()))
-            .execute(&mut *tx)
-            .await?;
-    }
-    requests::consume(&mut tx, link.id).await?;
-    audit::record(
-        &mut *tx,
-        NewEvent::success(actor, "secret.submitted")
-            .secret(id)
-            .request(link.id)
-            .detail(json!({
-                "provider": provider.id,
-                "organization": locked.organization,
-                "submitter_email": sub.submitter_email.as_str(),
-                "fingerprint": fingerprint.text,
-                "fingerprint_kind": fingerprint.kind.as_str(),
-                "kek_id": envelope.kek_id,
-                "check_status": check.status,
-            })),
-    )
-    .await?;
-    crate::webhooks::enqueue_submission(
-        &mut tx,
+    // One statement (store::actions::submit): the link's lock, the secret, the
+    // use, the audit event and the outbox messages commit together or not at all.
+    let messages = crate::webhooks::submission_messages(
         id,
         link.id,
-        &locked.organization,
+        &link.organization,
         provider.id,
         sub.submitter_email.as_str(),
         check,
-    )
-    .await?;
-    tx.commit().await?;
+    );
+    let event = NewEvent::success(actor, "secret.submitted")
+        .secret(id)
+        .request(link.id)
+        .detail(json!({
+            "provider": provider.id,
+            "organization": link.organization,
+            "submitter_email": sub.submitter_email.as_str(),
+            "fingerprint": fingerprint.text,
+            "fingerprint_kind": fingerprint.kind.as_str(),
+            "kek_id": envelope.kek_id,
+            "check_status": check.status,
+        }));
+    let secret = NewSecret {
+        id,
+        request_id: link.id,
+        organization: &link.organization,
+        provider: provider.id,
+        submitter_name: sub.submitter_name,
+        submitter_email: sub.submitter_email.as_str(),
+        fingerprint: &fingerprint,
+        fingerprint_key: fingerprinter.generation(),
+        secret_length,
+        envelope: &envelope,
+        check_result: serde_json::to_value(check).expect("check result serialises"),
+        submission_id: sub.submission_id,
+        browser_hash: sub.browser_hash,
+    };
+    let grace = sub.grace.map(|g| g.num_seconds() as f64);
+    match actions::submit(db, secret, grace, event, messages).await? {
+        Submitted::Stored => {}
+        Submitted::NotStored { link: locked, open } => {
+            // A repeat of a stored form wins over the link's state (the first
+            // submission may have used the link up).
+            if let Some(sid) = sub.submission_id {
+                if let Some(first) = secrets::find_by_submission(db, link.id, sid).await? {
+                    return Err(SubmitError::Repeat(first));
+                }
+            }
+            return Err(match locked {
+                None => SubmitError::LinkGone(LinkState::Revoked),
+                Some(_) if open => SubmitError::Db(sqlx::Error::RowNotFound),
+                Some(l) => SubmitError::LinkGone(match l.state(Utc::now()) {
+                    // The database's clock said expired (its grace passed).
+                    LinkState::Pending => LinkState::Expired,
+                    state => state,
+                }),
+            });
+        }
+    }
     metrics.submission(provider.id);
     Ok(Stored {
         id,

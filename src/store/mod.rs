@@ -1,5 +1,6 @@
 //! Postgres access: every SQL statement Keydrop runs lives under this module.
 
+pub mod actions;
 pub mod audit;
 pub mod audit_chain;
 pub mod canary;

@@ -127,17 +127,6 @@ pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<DropRe
     .await
 }
 
-/// Counts one use of a locked link.
-pub async fn consume(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE drop_requests SET use_count = use_count + 1, used_at = coalesce(used_at, now()) WHERE id = $1",
-        id
-    )
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
 pub async fn revoke(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE drop_requests SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",

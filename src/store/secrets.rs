@@ -176,24 +176,37 @@ pub async fn list(
     .await
 }
 
-/// A secret row locked for update, with its envelope when not shredded.
+/// A secret row (locked for update by [`lock`]), with its envelope when not shredded.
 #[derive(Debug)]
 pub struct Locked {
     pub meta: SecretMeta,
     pub envelope: Option<Envelope>,
 }
 
-pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Locked>> {
-    let row = sqlx::query!(
-        r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint, fingerprint_kind,
-                  kek_id, status, check_result, created_at, revealed_at, ingested_at, shredded_at,
-                  payload, wrapped_dek, format_version
-           FROM secrets WHERE id = $1 FOR UPDATE"#,
-        id
-    )
-    .fetch_optional(tx)
-    .await?;
-    Ok(row.map(|r| {
+/// One row with its envelope columns, as [`lock`] and [`sealed`] read it.
+struct SealedRow {
+    id: Uuid,
+    request_id: Uuid,
+    organization: String,
+    provider: String,
+    submitter_name: String,
+    submitter_email: String,
+    fingerprint: String,
+    fingerprint_kind: String,
+    kek_id: Option<String>,
+    status: String,
+    check_result: Value,
+    created_at: DateTime<Utc>,
+    revealed_at: Option<DateTime<Utc>>,
+    ingested_at: Option<DateTime<Utc>>,
+    shredded_at: Option<DateTime<Utc>>,
+    payload: Option<Vec<u8>>,
+    wrapped_dek: Option<Vec<u8>>,
+    format_version: i16,
+}
+
+impl From<SealedRow> for Locked {
+    fn from(r: SealedRow) -> Self {
         let envelope = match (r.payload, r.wrapped_dek, r.kek_id.clone()) {
             (Some(payload), Some(wrapped_dek), Some(kek_id)) => Some(Envelope {
                 format_version: r.format_version,
@@ -223,7 +236,38 @@ pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Locked
             },
             envelope,
         }
-    }))
+    }
+}
+
+pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Locked>> {
+    let row = sqlx::query_as!(
+        SealedRow,
+        r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint, fingerprint_kind,
+                  kek_id, status, check_result, created_at, revealed_at, ingested_at, shredded_at,
+                  payload, wrapped_dek, format_version
+           FROM secrets WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(tx)
+    .await?;
+    Ok(row.map(Locked::from))
+}
+
+/// A secret with its envelope, without a lock: a reveal opens it first and
+/// then records the reveal in one statement (`store::actions::reveal`), which
+/// locks the row and finds out whether it was shredded meanwhile.
+pub async fn sealed(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Locked>> {
+    let row = sqlx::query_as!(
+        SealedRow,
+        r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint, fingerprint_kind,
+                  kek_id, status, check_result, created_at, revealed_at, ingested_at, shredded_at,
+                  payload, wrapped_dek, format_version
+           FROM secrets WHERE id = $1"#,
+        id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Locked::from))
 }
 
 /// Moves a locked secret to `status`, stamping the matching time column.

@@ -2,7 +2,8 @@
 //!
 //! Code that does something noteworthy calls [`enqueue`] with its own
 //! transaction, so the notification exists exactly when the action committed
-//! (a transactional outbox). A worker in every `keydrop serve` process
+//! (a transactional outbox); the hot actions written in one statement
+//! (`store::actions`) take [`message`]s instead. A worker in every `keydrop serve` process
 //! ([`worker`]) fans each message out to the configured endpoints and delivers
 //! it, signed per the Standard Webhooks specification, retrying with
 //! exponential backoff and jitter for days: a receiver that is down loses
@@ -16,6 +17,7 @@ pub mod worker;
 pub use endpoint::{Endpoint, Format, WebhookConfig};
 
 use crate::providers::{CheckResult, CheckStatus};
+pub use crate::store::actions::Message;
 use crate::store::webhooks as store;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -107,34 +109,70 @@ pub async fn enqueue(db: impl PgExecutor<'_>, event: &Event<'_>) -> sqlx::Result
     Ok(id)
 }
 
+/// `event` as an outbox message, for an action written in one statement
+/// (`store::actions`) rather than through [`enqueue`].
+pub fn message(event: &Event<'_>) -> Message {
+    Message {
+        id: Uuid::new_v4(),
+        event_type: event.event_type(),
+        payload: event.payload(Utc::now()),
+    }
+}
+
 /// What a stored submission announces: `submission.received`, and
 /// `check.failed` too when its live check found a problem.
-pub async fn enqueue_submission(
-    tx: &mut PgConnection,
+pub fn submission_messages(
     secret_id: Uuid,
     request_id: Uuid,
     organization: &str,
     provider: &str,
     submitter_email: &str,
     check: &CheckResult,
-) -> sqlx::Result<()> {
-    enqueue(
-        &mut *tx,
-        &Event::SubmissionReceived {
+) -> Vec<Message> {
+    let received = Event::SubmissionReceived {
+        secret_id,
+        request_id,
+        organization,
+        provider,
+        submitter_email,
+        check_status: check.status,
+    };
+    std::iter::once(received)
+        .chain(check_failed(
             secret_id,
             request_id,
             organization,
             provider,
-            submitter_email,
-            check_status: check.status,
-        },
-    )
-    .await?;
-    enqueue_check(tx, secret_id, request_id, organization, provider, check).await
+            check,
+        ))
+        .map(|e| message(&e))
+        .collect()
 }
 
 /// `check.failed` if `check` found the credential invalid or missing
-/// permissions; nothing otherwise. For the live-check code, in its transaction.
+/// permissions; `None` otherwise.
+fn check_failed<'a>(
+    secret_id: Uuid,
+    request_id: Uuid,
+    organization: &'a str,
+    provider: &'a str,
+    check: &'a CheckResult,
+) -> Option<Event<'a>> {
+    matches!(
+        check.status,
+        CheckStatus::Invalid | CheckStatus::MissingPermissions
+    )
+    .then_some(Event::CheckFailed {
+        secret_id,
+        request_id,
+        organization,
+        provider,
+        status: check.status,
+        missing: &check.missing,
+    })
+}
+
+/// [`check_failed`]'s message, if any, queued in the live-check code's transaction.
 pub async fn enqueue_check(
     tx: &mut PgConnection,
     secret_id: Uuid,
@@ -143,22 +181,8 @@ pub async fn enqueue_check(
     provider: &str,
     check: &CheckResult,
 ) -> sqlx::Result<()> {
-    if matches!(
-        check.status,
-        CheckStatus::Invalid | CheckStatus::MissingPermissions
-    ) {
-        enqueue(
-            &mut *tx,
-            &Event::CheckFailed {
-                secret_id,
-                request_id,
-                organization,
-                provider,
-                status: check.status,
-                missing: &check.missing,
-            },
-        )
-        .await?;
+    if let Some(e) = check_failed(secret_id, request_id, organization, provider, check) {
+        enqueue(&mut *tx, &e).await?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::domain::Scope;
 use crate::http::error::ApiError;
 use crate::http::staff::Staff;
 use crate::http::AppState;
+use crate::store::actions;
 use crate::store::audit::{self, NewEvent};
 use crate::store::secrets::{self, Filter, SecretMeta};
 use crate::webhooks;
@@ -110,8 +111,12 @@ pub(super) async fn show(
 }
 
 /// Decrypts and returns the credential (scope `reveal`). The audit event
-/// commits in the same transaction before anything is returned: no record,
-/// no reveal. The answer carries `Cache-Control: no-store`.
+/// commits before anything is returned: no record, no reveal. Two
+/// round-trips: the row is read and opened, then one statement
+/// (`store::actions::reveal`) locks it, moves it to `revealed` and writes the
+/// event and the webhook message; if it was shredded in between, that
+/// statement writes nothing and the answer is the 409 of a shredded secret.
+/// The answer carries `Cache-Control: no-store`.
 #[utoipa::path(
     post, path = "/api/v1/secrets/{id}/reveal", tag = "secrets",
     params(("id" = Uuid, Path, description = "The secret's id")),
@@ -130,26 +135,28 @@ pub(super) async fn reveal(
 ) -> Result<Response, ApiError> {
     staff.require(Scope::Reveal)?;
     let id = parse_id(&id, NOT_FOUND)?;
-    let mut tx = state.db.begin().await?;
-    let locked = secrets::lock(&mut tx, id)
+    let sealed = secrets::sealed(&state.db, id)
         .await?
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
-    let Some(envelope) = locked.envelope else {
-        return Err(ApiError::conflict(
+    let shredded = || {
+        ApiError::conflict(
             "shredded",
             "this secret was shredded; its ciphertext no longer exists",
-        ));
+        )
     };
+    let Some(envelope) = sealed.envelope else {
+        return Err(shredded());
+    };
+    let meta = sealed.meta;
     let ctx = Context {
         secret_id: id,
-        provider: &locked.meta.provider,
+        provider: &meta.provider,
     };
     let plaintext = match crypto::open(&state.keyring, ctx, &envelope) {
         Ok(p) => p,
         Err(e) => {
             // A missing KEK, tampering or a mismatched key: record the failure,
             // then answer (generically, unless the cause is a missing KEK).
-            drop(tx);
             audit::record(
                 &state.db,
                 NewEvent::failure(&staff.actor, "secret.revealed", "failure")
@@ -168,35 +175,26 @@ pub(super) async fn reveal(
             ApiError::Internal(anyhow::anyhow!("secret {id} decrypted to invalid JSON"))
         })?;
     drop(plaintext);
-    if locked.meta.status == "received" {
-        secrets::set_status(&mut tx, id, "revealed").await?;
+    let message = webhooks::message(&webhooks::Event::SecretRevealed {
+        secret_id: id,
+        request_id: meta.request_id,
+        organization: &meta.organization,
+        provider: &meta.provider,
+        revealed_by: &staff.name,
+    });
+    let event = NewEvent::success(&staff.actor, "secret.revealed")
+        .secret(id)
+        .request(meta.request_id)
+        .detail(json!({ "provider": meta.provider, "kek_id": envelope.kek_id }));
+    if !actions::reveal(&state.db, id, event, vec![message]).await? {
+        return Err(shredded());
     }
-    audit::record(
-        &mut *tx,
-        NewEvent::success(&staff.actor, "secret.revealed")
-            .secret(id)
-            .request(locked.meta.request_id)
-            .detail(json!({ "provider": locked.meta.provider, "kek_id": envelope.kek_id })),
-    )
-    .await?;
-    webhooks::enqueue(
-        &mut *tx,
-        &webhooks::Event::SecretRevealed {
-            secret_id: id,
-            request_id: locked.meta.request_id,
-            organization: &locked.meta.organization,
-            provider: &locked.meta.provider,
-            revealed_by: &staff.name,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    state.metrics.reveal(&locked.meta.provider);
+    state.metrics.reveal(&meta.provider);
     tracing::info!(secret_id = %id, staff = %staff.name, "secret revealed");
     let body = Revealed {
         id,
-        provider: locked.meta.provider,
-        organization: locked.meta.organization,
+        provider: meta.provider,
+        organization: meta.organization,
         fields,
     };
     let mut resp = Json(body).into_response();

@@ -231,7 +231,8 @@ pub(super) async fn submit(
     let check = state.checker.check(provider, &fields).await;
     // `link_id`, not `request_id`: that name is the HTTP request's id in the span.
     if provider.check.is_none() {
-        tracing::info!(link_id = %link.id, provider = provider.id, check = "none", "no live check for this provider");
+        // Debug only: "credential received" follows, and a line per request costs.
+        tracing::debug!(link_id = %link.id, provider = provider.id, check = "none", "no live check for this provider");
     } else {
         tracing::info!(link_id = %link.id, provider = provider.id, status = %check.status.as_str(), "live check finished");
     }

@@ -8,19 +8,42 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// When a client records (after the warm-up) and when it stops.
+/// When a client records (after the warm-up) and when it stops: after the
+/// duration, or, with `--requests`, after its share of a fixed count (then
+/// everything is recorded: the instruction-count runs need exact counts).
 #[derive(Clone, Copy)]
 struct Window {
     record_from: Instant,
     end: Instant,
+    /// Requests per client in `--requests` mode.
+    share: Option<u64>,
 }
 
 impl Window {
     fn new(a: LoadArgs) -> Self {
-        let record_from = Instant::now() + Duration::from_secs_f64(a.warmup);
-        Self {
-            record_from,
-            end: record_from + Duration::from_secs_f64(a.duration),
+        let now = Instant::now();
+        match a.requests {
+            Some(n) => Self {
+                record_from: now,
+                end: now + Duration::from_secs(86_400),
+                share: Some(n.div_ceil(a.concurrency as u64)),
+            },
+            None => {
+                let record_from = now + Duration::from_secs_f64(a.warmup);
+                Self {
+                    record_from,
+                    end: record_from + Duration::from_secs_f64(a.duration),
+                    share: None,
+                }
+            }
+        }
+    }
+
+    /// Whether a client that has sent `sent` requests sends another.
+    fn more(&self, sent: u64) -> bool {
+        match self.share {
+            Some(n) => sent < n,
+            None => Instant::now() < self.end,
         }
     }
 }
@@ -39,11 +62,17 @@ async fn gather(
     args: LoadArgs,
     tasks: Vec<tokio::task::JoinHandle<Recorder>>,
 ) -> anyhow::Result<Value> {
+    let start = Instant::now();
     let mut all = Recorder::new();
     for t in tasks {
         all.merge(t.await?);
     }
-    Ok(summary(mode, args.concurrency, args.duration, &all))
+    // A fixed count is timed by the wall clock; a duration run by its window.
+    let seconds = match args.requests {
+        Some(_) => start.elapsed().as_secs_f64(),
+        None => args.duration,
+    };
+    Ok(summary(mode, args.concurrency, seconds, &all))
 }
 
 /// Sends `req`, reads the whole body, and records against `expect`.
@@ -81,26 +110,35 @@ fn csrf_token(html: &str) -> Option<String> {
     Some(rest[v..v + end].to_owned())
 }
 
-pub async fn submit(url: String, args: LoadArgs) -> anyhow::Result<Value> {
+/// A client of the drop form: its CSRF token per link (from one GET each).
+async fn form_client(urls: &[String]) -> Result<(reqwest::Client, Vec<String>), String> {
+    let c = client(true).map_err(|e| e.to_string())?;
+    let mut tokens = Vec::with_capacity(urls.len());
+    for url in urls {
+        let page = c.get(url).send().await.map_err(|e| e.to_string())?;
+        let html = page.text().await.map_err(|e| e.to_string())?;
+        tokens.push(csrf_token(&html).ok_or("no csrf_token on the drop page")?);
+    }
+    Ok((c, tokens))
+}
+
+/// Submissions spread over `urls` (drop links): client `i` takes links
+/// `i, i + C, i + 2C, …` in turn (all of them when there are fewer links than
+/// clients: then clients share links, and queue on their row locks).
+pub async fn submit(urls: Vec<String>, args: LoadArgs) -> anyhow::Result<Value> {
+    anyhow::ensure!(!urls.is_empty(), "no drop links given");
     let w = Window::new(args);
-    let url = Arc::new(url);
-    let tasks = (0..args.concurrency)
+    let n = args.concurrency;
+    let tasks = (0..n)
         .map(|i| {
-            let url = url.clone();
+            let mine: Vec<String> = if urls.len() >= n {
+                urls.iter().skip(i).step_by(n).cloned().collect()
+            } else {
+                vec![urls[i % urls.len()].clone()]
+            };
             tokio::spawn(async move {
                 let mut rec = Recorder::new();
-                let setup = async {
-                    let c = client(true).map_err(|e| e.to_string())?;
-                    let page = c
-                        .get(url.as_str())
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let html = page.text().await.map_err(|e| e.to_string())?;
-                    let token = csrf_token(&html).ok_or("no csrf_token on the drop page")?;
-                    Ok::<_, String>((c, token))
-                };
-                let (c, token) = match setup.await {
+                let (c, tokens) = match form_client(&mine).await {
                     Ok(x) => x,
                     Err(e) => {
                         rec.error(format!("client {i} setup: {e}"));
@@ -108,24 +146,64 @@ pub async fn submit(url: String, args: LoadArgs) -> anyhow::Result<Value> {
                     }
                 };
                 // A complete generic submission, about the size of a real API key.
-                let form = [
-                    ("csrf_token", token),
-                    ("submitter_name", format!("Bench Client {i}")),
-                    ("submitter_email", format!("bench{i}@example.com")),
-                    ("label", "Harvest API key".to_owned()),
-                    (
-                        "secret",
-                        format!("bench-secret-{i:02}-0123456789abcdef0123456789abcdef"),
-                    ),
-                ];
-                while Instant::now() < w.end {
-                    timed(&mut rec, w, c.post(url.as_str()).form(&form), 200).await;
+                let forms: Vec<_> = tokens
+                    .into_iter()
+                    .map(|token| {
+                        [
+                            ("csrf_token", token),
+                            ("submitter_name", format!("Bench Client {i}")),
+                            ("submitter_email", format!("bench{i}@example.com")),
+                            ("label", "Harvest API key".to_owned()),
+                            (
+                                "secret",
+                                format!("bench-secret-{i:02}-0123456789abcdef0123456789abcdef"),
+                            ),
+                        ]
+                    })
+                    .collect();
+                let mut sent = 0u64;
+                while w.more(sent) {
+                    let k = sent as usize % mine.len();
+                    timed(&mut rec, w, c.post(&mine[k]).form(&forms[k]), 200).await;
+                    sent += 1;
                 }
                 rec
             })
         })
         .collect();
     gather("submit", args, tasks).await
+}
+
+/// A plain form POST in a loop (the peer: Snappass's "store a secret" form).
+pub async fn form(
+    url: String,
+    fields: Vec<(String, String)>,
+    args: LoadArgs,
+) -> anyhow::Result<Value> {
+    let w = Window::new(args);
+    let (url, fields) = (Arc::new(url), Arc::new(fields));
+    let tasks = (0..args.concurrency)
+        .map(|_| {
+            let (url, fields) = (url.clone(), fields.clone());
+            tokio::spawn(async move {
+                let mut rec = Recorder::new();
+                let c = match client(false) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        rec.error(e.to_string());
+                        return rec;
+                    }
+                };
+                let mut sent = 0u64;
+                while w.more(sent) {
+                    timed(&mut rec, w, c.post(url.as_str()).form(&*fields), 200).await;
+                    sent += 1;
+                }
+                rec
+            })
+        })
+        .collect();
+    gather("form", args, tasks).await
 }
 
 pub async fn reveal(
@@ -158,11 +236,12 @@ pub async fn reveal(
                     }
                 };
                 // Clients walk the pool interleaved, so two rarely wait on one row.
-                let mut k = i;
-                while Instant::now() < w.end {
+                let (mut k, mut sent) = (i, 0u64);
+                while w.more(sent) {
                     let url = &ids[k % ids.len()];
                     k += n;
                     timed(&mut rec, w, c.post(url).bearer_auth(token.as_str()), 200).await;
+                    sent += 1;
                 }
                 rec
             })

@@ -1,8 +1,10 @@
 //! `loadgen`: the load generator and helpers behind `scripts/bench`.
 //!
 //! Not part of the Keydrop build (its own workspace). Modes:
-//! * `submit`: C clients each fetch the drop page once (CSRF cookie + token),
-//!   then POST complete submissions in a loop on a keep-alive connection.
+//! * `submit`: C clients each fetch the drop page of their links once (CSRF
+//!   cookie + token), then POST complete submissions in a loop on a keep-alive
+//!   connection, spread over the links.
+//! * `form`: a plain form POST in a loop (the peer, Snappass).
 //! * `reveal`: C clients POST reveals over a pool of secret ids.
 //! * `check`: times one full live check (Keydrop's own `Checker`) against a
 //!   fake Greenhouse, beside one plain upstream round-trip.
@@ -40,15 +42,33 @@ pub struct LoadArgs {
     /// Seconds run before measuring (not recorded).
     #[arg(long, default_value_t = 2.0)]
     pub warmup: f64,
+    /// Send exactly this many requests in all (no warm-up, no duration):
+    /// for instruction counts and the soak.
+    #[arg(long)]
+    pub requests: Option<u64>,
 }
 
 #[derive(Subcommand)]
 enum Mode {
     /// Submissions through the public drop form.
     Submit {
-        /// The drop link (`keydrop request create … --max-uses 1000000`).
+        /// A drop link (`keydrop request create … --max-uses 100000`); repeat
+        /// for many links.
+        #[arg(long)]
+        url: Vec<String>,
+        /// A file with one drop link per line (added to `--url`).
+        #[arg(long)]
+        urls_file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+    /// A plain form POST in a loop, expecting 200 (the peer, Snappass).
+    Form {
         #[arg(long)]
         url: String,
+        /// A form field `name=value`; repeat for more.
+        #[arg(long = "field", value_parser = parse_field)]
+        fields: Vec<(String, String)>,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -99,10 +119,33 @@ enum Mode {
     Report { dir: std::path::PathBuf },
 }
 
+fn parse_field(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?}: expected name=value"))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let out = match Cli::parse().mode {
-        Mode::Submit { url, load } => load::submit(url, load).await?,
+        Mode::Submit {
+            mut url,
+            urls_file,
+            load,
+        } => {
+            if let Some(f) = urls_file {
+                let text = std::fs::read_to_string(&f)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+                url.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(String::from),
+                );
+            }
+            load::submit(url, load).await?
+        }
+        Mode::Form { url, fields, load } => load::form(url, fields, load).await?,
         Mode::Reveal {
             base,
             token,
