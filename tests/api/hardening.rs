@@ -9,22 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Polls `f` until it returns true or `deadline` passes.
-async fn wait_until<F, Fut>(deadline: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 #[sqlx::test]
 async fn a_flood_of_public_health_requests_leaves_submissions_succeeding(db: PgPool) {
     let app = spawn_app(db.clone()).await;
@@ -62,12 +46,10 @@ async fn a_flood_of_public_health_requests_leaves_submissions_succeeding(db: PgP
         }));
     }
     // Let the flood get going before the first submission.
-    assert!(
-        wait_until(Duration::from_secs(10), || async {
-            flooded.load(Ordering::Relaxed) > 200
-        })
-        .await
-    );
+    eventually("the flood to get going", || async {
+        flooded.load(Ordering::Relaxed) > 200
+    })
+    .await;
 
     let attempts = 12;
     let mut succeeded = 0;
@@ -119,18 +101,18 @@ async fn a_flood_of_public_health_requests_leaves_submissions_succeeding(db: PgP
     // not ready; once they are fast again it turns ready within a few refreshes.
     sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
     let public = app.public.clone();
-    assert!(
-        wait_until(Duration::from_secs(10), || {
+    eventually(
+        "public /readyz turns ready again once the database answers",
+        || {
             let url = format!("{public}/readyz");
             async move {
                 reqwest::get(&url)
                     .await
                     .is_ok_and(|r| r.status() == StatusCode::OK)
             }
-        })
-        .await,
-        "public /readyz turns ready again once the database answers"
-    );
+        },
+    )
+    .await;
     let v: Value = reqwest::get(format!("{}/readyz", app.public))
         .await
         .unwrap()
@@ -379,13 +361,10 @@ async fn a_slack_webhook_url_is_never_stored_in_clear(db: PgPool) {
         )
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(
-        wait_until(Duration::from_secs(15), || async {
-            hits.load(Ordering::Relaxed) >= 1
-        })
-        .await,
-        "the Slack stand-in got the notification"
-    );
+    eventually("the Slack stand-in got the notification", || async {
+        hits.load(Ordering::Relaxed) >= 1
+    })
+    .await;
     let delivered: Vec<(String, Option<chrono::DateTime<chrono::Utc>>)> =
         sqlx::query_as("SELECT endpoint, delivered_at FROM webhook_deliveries")
             .fetch_all(&db)
@@ -398,8 +377,9 @@ async fn a_slack_webhook_url_is_never_stored_in_clear(db: PgPool) {
             assert!(!endpoint.contains(part), "{endpoint} holds {part}");
         }
     }
-    assert!(
-        wait_until(Duration::from_secs(15), || async {
+    eventually(
+        "deliveries are recorded as delivered against the hashed endpoint",
+        || async {
             sqlx::query_scalar::<_, i64>(
                 "SELECT count(*) FROM webhook_deliveries WHERE delivered_at IS NULL",
             )
@@ -407,10 +387,9 @@ async fn a_slack_webhook_url_is_never_stored_in_clear(db: PgPool) {
             .await
             .unwrap()
                 == 0
-        })
-        .await,
-        "deliveries are recorded as delivered against the hashed endpoint"
-    );
+        },
+    )
+    .await;
     // And the schema refuses a URL there, whatever code tries.
     let msg: uuid::Uuid = sqlx::query_scalar("SELECT message_id FROM webhook_deliveries LIMIT 1")
         .fetch_one(&db)
@@ -632,17 +611,15 @@ async fn one_client_address_cannot_hold_more_than_its_connection_cap(db: PgPool)
     // Once the first client lets go, it is served again.
     drop(held);
     let public = app.public.clone();
-    assert!(
-        wait_until(Duration::from_secs(10), || {
-            let url = format!("{public}/healthz");
-            async move {
-                reqwest::get(&url)
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            }
-        })
-        .await
-    );
+    eventually("the first client's slot to be freed", || {
+        let url = format!("{public}/healthz");
+        async move {
+            reqwest::get(&url)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
 }
 
 #[sqlx::test]

@@ -54,23 +54,16 @@ async fn a_rotation_killed_part_way_completes_when_run_again(db: PgPool) {
     child.wait().unwrap();
     // Its sessions may still be finishing a COMMIT it sent: count only once
     // Postgres has let them go.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("the killed run's sessions to end", || async {
         let sessions: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'keydrop'",
         )
         .fetch_one(&db)
         .await
         .unwrap();
-        if sessions == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the killed run's sessions linger"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        sessions == 0
+    })
+    .await;
     let after_kill = rows_per_kek(&db).await;
     let left = count(&after_kill, "kek-a");
     assert!(
@@ -144,19 +137,15 @@ async fn two_servers_running_retention_on_one_database_shred_each_secret_once(db
     };
     let (one, ..) = server();
     let (two, ..) = server();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually("every secret shredded", || async {
         let left: i64 =
             sqlx::query_scalar("SELECT count(*) FROM secrets WHERE status <> 'shredded'")
                 .fetch_one(&db)
                 .await
                 .unwrap();
-        if left == 0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{left} secrets never shredded");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        left == 0
+    })
+    .await;
     stop(one);
     stop(two);
     let per_secret: Vec<(uuid::Uuid, i64, String)> = sqlx::query_as(

@@ -167,3 +167,38 @@ async fn two_replicas_purging_at_once_shred_and_audit_each_secret_exactly_once(d
         assert_eq!(blobs(&db, *id).await, (None, None));
     }
 }
+
+#[sqlx::test]
+async fn the_servers_retention_loop_counts_what_it_shredded_in_its_own_metrics(db: PgPool) {
+    let app = TestApp::builder(db.clone())
+        .with_env([
+            ("KEYDROP_SHRED_UNCLAIMED_AFTER", "1s"),
+            ("KEYDROP_ALLOW_SHORT_RETENTION", "true"),
+            ("KEYDROP_PURGE_INTERVAL", "1s"),
+        ])
+        .spawn()
+        .await;
+    let shredded = r#"keydrop_secrets_shredded_total{reason="unclaimed"}"#;
+    let before = app.metric(shredded);
+    seed(&app, &Keyring::parse(&app.kek).unwrap(), 3).await;
+    age_secrets(&db, 2).await;
+    eventually("the retention loop to count its shreds", || {
+        std::future::ready(app.metric(shredded) - before >= 3.0)
+    })
+    .await;
+    assert_eq!(
+        app.metric(shredded) - before,
+        3.0,
+        "each shred counted once"
+    );
+    let tombstones: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM secrets WHERE status = 'shredded'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(tombstones, 3);
+    assert_eq!(
+        app.metric(r#"keydrop_secrets_shredded_total{reason="ingested"}"#),
+        0.0
+    );
+}

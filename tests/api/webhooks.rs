@@ -119,15 +119,9 @@ async fn app_with_webhooks(db: PgPool, url: &str) -> TestApp {
         .await
 }
 
+/// [`eventually`] for a condition on the receiver's inbox (no I/O to await).
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(what, || std::future::ready(done())).await
 }
 
 /// Every kind of event, each caused the way production causes it.
