@@ -163,23 +163,31 @@ pub async fn record(db: impl PgExecutor<'_>, e: NewEvent<'_>) -> sqlx::Result<i6
     .await
 }
 
-/// A stored event, as the API and `keydrop audit export` show it.
-#[derive(Debug, Serialize)]
+/// A stored event, as the API and `keydrop audit export` show it (the API's
+/// `AuditEvent`: the row is the view, field for field).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = AuditEvent)]
 pub struct Event {
     pub id: i64,
     pub occurred_at: DateTime<Utc>,
+    /// Who acted: `staff` (a token), `public` (a customer), `cli`, `system`,
+    /// `oidc` (a person signed in to the console).
     pub actor_kind: String,
     pub actor_id: Option<Uuid>,
     pub actor_name: Option<String>,
     pub client_ip: Option<String>,
+    /// Such as `link.created`, `secret.submitted`, `secret.revealed`.
     pub action: String,
+    /// `success`, `failure` or `denied`.
     pub outcome: String,
     pub secret_id: Option<Uuid>,
     pub request_id: Option<Uuid>,
+    /// What happened, by action; never secret material.
+    #[schema(value_type = Object)]
     pub detail: Value,
-    /// Position in the hash chain; `None` until the sealer reaches the event.
+    /// Position in the hash chain; `null` until the sealer reaches the event.
     pub chain_seq: Option<i64>,
-    /// The event's seal (hex SHA-256), see `crate::chain`.
+    /// The event's seal (hex SHA-256); see docs/audit.md and `crate::chain`.
     pub chain_hash: Option<String>,
 }
 

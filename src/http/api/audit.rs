@@ -1,7 +1,7 @@
 //! The audit trail, read-only: filters and cursor pagination.
 
 use super::json::{limit, ApiQuery};
-use super::views::{AuditEventView, AuditPage};
+use super::views::AuditPage;
 use super::{text_filter, ErrorResponse};
 use crate::domain::Scope;
 use crate::http::error::ApiError;
@@ -137,6 +137,8 @@ pub(super) async fn list(
     let next_cursor = (events.len() as i64 == limit)
         .then(|| events.last().map(|e| e.id.to_string()))
         .flatten();
-    let items = events.into_iter().map(AuditEventView::from).collect();
-    Ok(Json(AuditPage { items, next_cursor }))
+    Ok(Json(AuditPage {
+        items: events,
+        next_cursor,
+    }))
 }

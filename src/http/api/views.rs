@@ -7,12 +7,10 @@
 
 use super::schema::ProviderId;
 use crate::providers::CheckResult;
-use crate::store::audit::Event;
 use crate::store::requests::{DropRequest, LinkState};
 use crate::store::secrets::SecretMeta;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 use utoipa::ToSchema;
@@ -172,51 +170,8 @@ impl fmt::Debug for Revealed {
     }
 }
 
-/// One entry of the audit trail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[schema(as = AuditEvent)]
-pub struct AuditEventView {
-    pub id: i64,
-    pub occurred_at: DateTime<Utc>,
-    /// Who acted: `staff` (a token), `public` (a customer), `cli`, `system`, `oidc` (a person signed in to the console).
-    pub actor_kind: String,
-    pub actor_id: Option<Uuid>,
-    pub actor_name: Option<String>,
-    pub client_ip: Option<String>,
-    /// Such as `link.created`, `secret.submitted`, `secret.revealed`.
-    pub action: String,
-    /// `success`, `failure` or `denied`.
-    pub outcome: String,
-    pub secret_id: Option<Uuid>,
-    pub request_id: Option<Uuid>,
-    /// What happened, by action; never secret material.
-    #[schema(value_type = Object)]
-    pub detail: Value,
-    /// Position in the hash chain; `null` until the sealer reaches the event.
-    pub chain_seq: Option<i64>,
-    /// The event's seal (hex SHA-256); see docs/audit.md.
-    pub chain_hash: Option<String>,
-}
-
-impl From<Event> for AuditEventView {
-    fn from(e: Event) -> Self {
-        Self {
-            id: e.id,
-            occurred_at: e.occurred_at,
-            actor_kind: e.actor_kind,
-            actor_id: e.actor_id,
-            actor_name: e.actor_name,
-            client_ip: e.client_ip,
-            action: e.action,
-            outcome: e.outcome,
-            secret_id: e.secret_id,
-            request_id: e.request_id,
-            detail: e.detail,
-            chain_seq: e.chain_seq,
-            chain_hash: e.chain_hash,
-        }
-    }
-}
+/// One entry of the audit trail: the stored event is already the view.
+pub use crate::store::audit::Event as AuditEventView;
 
 /// `GET /api/v1/audit`: newest first.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
