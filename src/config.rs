@@ -41,6 +41,8 @@ pub struct Config {
     pub shutdown_timeout: std::time::Duration,
     /// Provider API base URLs for live checks.
     pub upstreams: Upstreams,
+    /// The KMS wrapping data keys (`KEYDROP_KMS`); `None`: the local ring.
+    pub kms: Option<crate::kms::KmsConfig>,
     /// Total time a live check may take.
     pub check_timeout: std::time::Duration,
     /// Addresses the server calls providers from, shown to admins who restrict by IP.
@@ -287,6 +289,7 @@ impl Config {
         };
         let oidc = OidcConfig::from_lookup(env, internal_url.as_ref())?;
         Ok(Self {
+            kms: crate::kms::KmsConfig::from_lookup(env)?,
             oidc,
             allow_missing_keks,
             internal_hosts,

@@ -61,10 +61,17 @@ impl Application {
         let fingerprints = fingerprint_keys::load(&db, &keyring).await?;
         log_keks(&keyring, &keks, config.allow_missing_keks);
         log_settings(&config);
+        let state = AppState::new(db, keyring, fingerprints, config);
+        // Refuses to start when the KMS cannot wrap and unwrap a canary key.
+        let keys =
+            crate::kms::Keys::connect(state.keyring.clone(), state.config.kms.clone()).await?;
+        if keys.backend() != "local" {
+            tracing::info!(backend = keys.backend(), key = %keys.active_kek(), "KMS wraps new data keys");
+        }
         Ok(Self {
             public,
             internal,
-            state: AppState::new(db, keyring, fingerprints, config),
+            state: state.with_keys(keys),
         })
     }
 

@@ -36,29 +36,47 @@ pub async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
     let ring = config::load_keyring()?;
     let db = store::connect(&config.database_url).await?;
     store::require_migrated(&db).await?;
-    let active = ring.active().id().as_str().to_owned();
-    // A server registers the canary of every KEK it loads. No canary for the
-    // active KEK means no server runs this ring yet: rows rewrapped now could
-    // not be opened by any of them.
-    let keks = canary::status(&db, &ring).await?;
-    let check_hint = format!(
-        "every replica must run a ring that contains {active:?}: its start-up log says \
-         \"KEK ring loaded\" with ring={active}, and its internal /readyz lists {active:?} \
-         in keks.ring"
-    );
-    if keks.is_valid() && keks.unregistered.contains(&active) {
-        if !args.force {
-            db.close().await;
-            bail!(
-                "no server has loaded KEK {active:?} yet (it has no canary in this database), \
-                 so servers still running the old ring could not open the rows rotate would \
-                 rewrap. Put {active:?} first in the ring of every server and restart them, then \
-                 run `keydrop rotate` again ({check_hint}). --force rotates anyway."
-            );
-        }
-        eprintln!("rotate: --force: KEK {active:?} is new to this database; {check_hint}");
+    let keys = crate::kms::Keys::connect(Arc::new(ring), config.kms.clone()).await?;
+    let ring = keys.ring();
+    let active = keys.active_kek();
+    let check_hint = if keys.backend() == "local" {
+        format!(
+            "every replica must run a ring that contains {active:?}: its start-up log says \
+             \"KEK ring loaded\" with ring={active}, and its internal /readyz lists {active:?} \
+             in keks.ring"
+        )
     } else {
-        eprintln!("rotate: before the old KEK leaves the ring, check that {check_hint}");
+        format!(
+            "every replica runs with the same KEYDROP_KMS settings (its internal /readyz shows \
+             kms.key = {active:?})"
+        )
+    };
+    if keys.backend() != "local" {
+        // The KMS start-up canary (in `Keys::connect`) proved this process can
+        // wrap and unwrap; servers need the same KMS settings to open the rows.
+        eprintln!(
+            "rotate: moving data keys into {} key {active:?}; check that {check_hint}",
+            keys.backend()
+        );
+    } else {
+        // A server registers the canary of every KEK it loads. No canary for the
+        // active KEK means no server runs this ring yet: rows rewrapped now could
+        // not be opened by any of them.
+        let keks = canary::status(&db, ring).await?;
+        if keks.is_valid() && keks.unregistered.contains(&active) {
+            if !args.force {
+                db.close().await;
+                bail!(
+                    "no server has loaded KEK {active:?} yet (it has no canary in this database), \
+                     so servers still running the old ring could not open the rows rotate would \
+                     rewrap. Put {active:?} first in the ring of every server and restart them, \
+                     then run `keydrop rotate` again ({check_hint}). --force rotates anyway."
+                );
+            }
+            eprintln!("rotate: --force: KEK {active:?} is new to this database; {check_hint}");
+        } else {
+            eprintln!("rotate: before the old KEK leaves the ring, check that {check_hint}");
+        }
     }
     // Ctrl-C or SIGTERM: finish the batch in flight, record the run, stop.
     let stop = Arc::new(AtomicBool::new(false));
@@ -82,7 +100,7 @@ pub async fn rotate(args: RotateArgs) -> anyhow::Result<()> {
         max_batches: args.max_batches,
         workers: usize::from(args.workers),
     };
-    let summary = rotate::rotate(&db, &ring, &Actor::cli(), opts, &stop, |p| {
+    let summary = rotate::rotate_keys(&db, &keys, &Actor::cli(), opts, &stop, |p| {
         // Rows written by servers on the old ring during the run are rewrapped
         // too, so the count can pass the starting total.
         let total = p.total.max(p.rewrapped);

@@ -6,9 +6,11 @@
 //! associated data that binds them to their row, so a blob copied onto another
 //! row fails to open instead of revealing someone else's secret.
 
+mod dek;
 pub mod fingerprint;
 mod keyring;
 
+pub use dek::{open_payload, seal_payload, unwrap_local, wrap_local, DataKey, RowBinding};
 pub use fingerprint::{Fingerprint, FingerprintKind, Fingerprinter};
 pub use keyring::{generate as generate_kek, Kek, KekId, Keyring, KeyringError};
 

@@ -34,6 +34,9 @@ pub enum ApiError {
     Conflict { code: &'static str, message: String },
     #[error("the key that encrypted this secret (KEK {0:?}) is not configured on this server")]
     KekUnavailable(String),
+    /// The KMS holding this secret's key could not be asked (503).
+    #[error("the key management service is unavailable; try again shortly")]
+    KmsUnavailable(String),
     #[error("too many failed attempts from your address; retry after {}", seconds(*.0))]
     RateLimited(u64),
     #[error("the database is unavailable; try again shortly")]
@@ -71,6 +74,7 @@ impl ApiError {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::KekUnavailable(_) => (StatusCode::INTERNAL_SERVER_ERROR, "kek_unavailable"),
+            Self::KmsUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "kms_unavailable"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -103,6 +107,7 @@ impl IntoResponse for ApiError {
             Self::KekUnavailable(id) => {
                 tracing::error!(kek_id = %id, "secret wrapped by a KEK that is not configured")
             }
+            Self::KmsUnavailable(why) => tracing::error!(error = %why, "KMS unavailable"),
             _ => {}
         }
         let body = Json(json!({ "error": { "code": code, "message": self.to_string() } }));

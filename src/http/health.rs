@@ -135,10 +135,33 @@ type Probe = sqlx::Result<(
     canary::KeyringStatus,
     store::Schema,
     Option<Vec<(String, i64)>>,
+    Option<crate::kms::KmsStatus>,
 )>;
 
 /// Runs the readiness queries (no deadline of its own).
 async fn probe(state: &AppState, detail: bool) -> Probe {
+    // The KMS canary runs beside the database queries, within the same deadline;
+    // the background refresh reuses a recent answer (a KMS call per second per
+    // replica would crowd the KMS's own audit log).
+    let max_age = if detail { Duration::ZERO } else { KMS_MAX_AGE };
+    let kms = state
+        .keys
+        .status(max_age, DEADLINE.saturating_sub(Duration::from_millis(200)));
+    let (db, kms) = tokio::join!(probe_db(state, detail), kms);
+    db.map(|(keks, schema, rows)| (keks, schema, rows, kms))
+}
+
+/// How old a KMS canary answer the background readiness refresh may reuse.
+const KMS_MAX_AGE: Duration = Duration::from_secs(15);
+
+async fn probe_db(
+    state: &AppState,
+    detail: bool,
+) -> sqlx::Result<(
+    canary::KeyringStatus,
+    store::Schema,
+    Option<Vec<(String, i64)>>,
+)> {
     let keks = canary::status(&state.db, &state.keyring).await?;
     let schema = store::schema(&state.db).await?;
     let rows = if detail {
@@ -169,8 +192,9 @@ async fn assess(state: &AppState, detail: bool) -> (bool, Value) {
 /// The verdict and report for a probe's outcome (`None`: it missed the deadline).
 fn report(state: &AppState, check: Option<Probe>) -> (bool, Value) {
     let unknown = || json!({ "status": "unknown" });
+    let mut kms_report = None;
     let (ready, database, keks, migrations) = match check {
-        Some(Ok((status, schema, rows))) => {
+        Some(Ok((status, schema, rows, kms))) => {
             let allow_missing = state.config.allow_missing_keks;
             let keks_ok = status.is_valid() && (status.missing.is_empty() || allow_missing);
             let kek_status = if !status.is_valid() {
@@ -204,7 +228,15 @@ fn report(state: &AppState, check: Option<Probe>) -> (bool, Value) {
                 "pending": schema.pending,
                 "ahead": schema.ahead,
             });
-            (keks_ok && schema.pending.is_empty(), "ok", keks, migrations)
+            // A KMS that cannot wrap and unwrap fails closed: not ready.
+            let kms_ok = kms.as_ref().is_none_or(|k| k.status == "ok");
+            kms_report = kms.map(|k| json!(k));
+            (
+                keks_ok && kms_ok && schema.pending.is_empty(),
+                "ok",
+                keks,
+                migrations,
+            )
         }
         Some(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database error");
@@ -218,5 +250,9 @@ fn report(state: &AppState, check: Option<Probe>) -> (bool, Value) {
         "keks": keks,
         "migrations": migrations,
     });
+    let mut body = body;
+    if let Some(kms) = kms_report {
+        body["kms"] = kms;
+    }
     (ready, body)
 }

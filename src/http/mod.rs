@@ -34,6 +34,8 @@ use std::sync::Arc;
 pub struct AppState {
     pub db: PgPool,
     pub keyring: Arc<Keyring>,
+    /// Seals and opens secrets: the ring, or the KMS when one is configured.
+    pub keys: Arc<crate::kms::Keys>,
     /// The fingerprint key, unwrapped at start-up (`store::fingerprint_keys`).
     pub fingerprints: Arc<Fingerprinter>,
     pub config: Arc<Config>,
@@ -74,7 +76,9 @@ impl AppState {
         });
         let limit = config.auth_failure_limit;
         let v6 = config.proxies.ipv6_prefix;
+        let keyring = Arc::new(keyring);
         Self {
+            keys: Arc::new(crate::kms::Keys::local(keyring.clone())),
             link_failures: Arc::new(throttle::FailureThrottle::new(limit, v6)),
             staff_failures: Arc::new(throttle::FailureThrottle::new(limit, v6)),
             readiness: Arc::default(),
@@ -82,11 +86,19 @@ impl AppState {
             checker,
             metrics,
             db,
-            keyring: Arc::new(keyring),
+            keyring,
             fingerprints: Arc::new(fingerprints),
             config: Arc::new(config),
             csrf: Arc::new(csrf),
         }
+    }
+}
+
+impl AppState {
+    /// The same state, sealing and opening through `keys` (a KMS).
+    pub fn with_keys(mut self, keys: crate::kms::Keys) -> Self {
+        self.keys = Arc::new(keys);
+        self
     }
 }
 

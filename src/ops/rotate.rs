@@ -9,10 +9,18 @@
 //! Each batch writes its own `kek.rewrapped` audit event in the batch's
 //! transaction, so a run killed part-way leaves no committed rewrap without a
 //! record; `kek.rotated` still summarises the run at the end.
+//!
+//! With a KMS configured the active KEK is the KMS key: rows under the local
+//! ring move into it, rows under another key of the same KMS move across (AWS
+//! `ReEncrypt` inside KMS), and rows under an older Transit key version are
+//! rewrapped under the newest one. A KMS that stops answering ends the run
+//! with an error; the batch in flight rolls back and the next run resumes.
 
-use crate::crypto::{self, Envelope, Keyring};
+use crate::crypto::{self, Context, Envelope, Keyring};
+use crate::kms::{KeyError, Keys};
 use crate::store::audit::{self, Actor, NewEvent};
-use crate::store::{canary, fingerprint_keys, maintenance};
+use crate::store::maintenance::{self, Stale};
+use crate::store::{canary, fingerprint_keys};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
@@ -62,7 +70,7 @@ pub struct Summary {
     /// Rows already under the active KEK when the run started.
     pub already_current: u64,
     /// Rows that could not be rewrapped, by the KEK id wrapping them (that KEK
-    /// is not in the ring, or the wrapped key failed to authenticate).
+    /// is not in the ring nor the KMS, or the wrapped key failed to authenticate).
     pub failures: BTreeMap<String, u64>,
     /// Rows still under another KEK when the run ended.
     pub remaining: u64,
@@ -76,7 +84,7 @@ pub struct Summary {
 /// How many times to look again for rows that were locked by someone else.
 const BUSY_RETRIES: u32 = 5;
 
-/// Rewraps data keys under `ring`'s active KEK, batch by batch, until none is
+/// Rewraps data keys under the active KEK (the KMS key, else the ring's first), batch by batch, until none is
 /// left, `opts.max_batches` is reached or `stop` is set (checked between
 /// batches). Records a `kek.rewrapped` audit event with every batch (in its
 /// transaction) and one `kek.rotated` event for the run.
@@ -86,38 +94,111 @@ pub async fn rotate(
     actor: &Actor,
     opts: Options,
     stop: &AtomicBool,
+    on_progress: impl FnMut(Progress),
+) -> anyhow::Result<Summary> {
+    run(db, Source::Ring(ring), actor, opts, stop, on_progress).await
+}
+
+/// [`rotate`] through [`Keys`]: into the configured KMS key when there is one.
+pub async fn rotate_keys(
+    db: &PgPool,
+    keys: &Keys,
+    actor: &Actor,
+    opts: Options,
+    stop: &AtomicBool,
+    on_progress: impl FnMut(Progress),
+) -> anyhow::Result<Summary> {
+    run(db, Source::Keys(keys), actor, opts, stop, on_progress).await
+}
+
+/// Where the active KEK is: the ring alone, or [`Keys`] (ring and KMS).
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Ring(&'a Keyring),
+    Keys(&'a Keys),
+}
+
+impl Source<'_> {
+    fn ring(&self) -> &Keyring {
+        match self {
+            Source::Ring(r) => r,
+            Source::Keys(k) => k.ring(),
+        }
+    }
+
+    fn active(&self) -> String {
+        match self {
+            Source::Ring(r) => r.active().id().as_str().to_owned(),
+            Source::Keys(k) => k.active_kek(),
+        }
+    }
+
+    fn serves(&self, kek: &str) -> bool {
+        match self {
+            Source::Ring(r) => r.get(kek).is_some(),
+            Source::Keys(k) => k.serves(kek),
+        }
+    }
+
+    async fn rewrap(&self, ctx: Context<'_>, envelope: &Envelope) -> Result<Vec<u8>, KeyError> {
+        match self {
+            Source::Ring(r) => Ok(crypto::rewrap(r, ctx.secret_id, envelope)?.wrapped_dek),
+            Source::Keys(k) => Ok(k.rewrap(ctx, envelope).await?.1),
+        }
+    }
+}
+
+async fn run(
+    db: &PgPool,
+    keys: Source<'_>,
+    actor: &Actor,
+    opts: Options,
+    stop: &AtomicBool,
     mut on_progress: impl FnMut(Progress),
 ) -> anyhow::Result<Summary> {
     anyhow::ensure!(opts.batch > 0, "the batch size must be at least 1");
     // Refuses a key that does not match its canary, and registers the new one.
+    let ring = keys.ring();
     canary::verify(db, ring).await?;
-    // The fingerprint key moves to the active KEK too, so fingerprints stay
-    // stable after the old KEK leaves the ring.
+    // The fingerprint key moves to the ring's active KEK too, so fingerprints
+    // stay stable after the old KEK leaves the ring (it stays in the ring even
+    // with a KMS: see `kms`).
     if !fingerprint_keys::rewrap(db, ring).await? {
         tracing::warn!("the fingerprint key stays under its old KEK: keep that KEK in the ring");
     }
-    let active = ring.active().id().as_str().to_owned();
+    let active = keys.active();
+    // Transit: rows under an older version of the active key are due too.
+    let prefix = match keys {
+        Source::Keys(k) => k.current_version_prefix().await?,
+        Source::Ring(_) => None,
+    };
+    let stale = Stale {
+        active: &active,
+        current_prefix: prefix.as_deref(),
+    };
     let mut summary = Summary {
         active: active.clone(),
         ..Summary::default()
     };
     let mut total = 0;
+    let mut from: Vec<String> = Vec::new();
+    let stale_rows = maintenance::count_not_under(db, stale).await? as u64;
     for (kek, rows) in maintenance::rows_per_kek(db).await? {
         let rows = rows as u64;
         if kek == active {
             summary.already_current = rows;
-        } else if ring.get(&kek).is_none() {
+        } else if !keys.serves(&kek) {
             // Without the key there is nothing to try; report, don't loop.
             summary.failures.insert(kek, rows);
         } else {
             total += rows;
+            from.push(kek);
         }
     }
-    let from: Vec<String> = ring
-        .iter()
-        .map(|k| k.id().as_str().to_owned())
-        .filter(|id| *id != active)
-        .collect();
+    // Rows under an older version of the active key (Transit).
+    let old_versions = stale_rows.saturating_sub(total + summary.failures.values().sum::<u64>());
+    summary.already_current = summary.already_current.saturating_sub(old_versions);
+    total += old_versions;
     let shared = std::sync::Mutex::new(Shared {
         summary,
         on_progress: &mut on_progress,
@@ -126,9 +207,9 @@ pub async fn rotate(
     });
     let work = Work {
         db,
-        ring,
+        keys,
         from: &from,
-        active: &active,
+        stale,
         opts,
         stop,
         total,
@@ -142,7 +223,7 @@ pub async fn rotate(
     for r in results {
         r?;
     }
-    summary.remaining = maintenance::count_not_under(db, &active).await? as u64;
+    summary.remaining = maintenance::count_not_under(db, stale).await? as u64;
     summary.complete = summary.remaining == 0;
     // Stopping with nothing left to do is not stopping early.
     summary.interrupted &= !summary.complete;
@@ -169,9 +250,9 @@ struct Shared<'p> {
 /// One run's fixed inputs.
 struct Work<'a, 'p> {
     db: &'a PgPool,
-    ring: &'a Keyring,
+    keys: Source<'a>,
     from: &'a [String],
-    active: &'a str,
+    stale: Stale<'a>,
     opts: Options,
     stop: &'a AtomicBool,
     total: u64,
@@ -200,7 +281,8 @@ async fn worker(w: &Work<'_, '_>) -> anyhow::Result<()> {
         };
         let mut tx = w.db.begin().await?;
         let rows =
-            maintenance::claim_for_rewrap(&mut tx, w.from, &failed, after, w.opts.batch).await?;
+            maintenance::claim_for_rewrap(&mut tx, w.from, &failed, after, w.opts.batch, w.stale)
+                .await?;
         if rows.is_empty() {
             tx.rollback().await?;
             lock().started -= 1;
@@ -209,7 +291,7 @@ async fn worker(w: &Work<'_, '_>) -> anyhow::Result<()> {
                 continue;
             }
             // Rows someone else held are still waiting: look again shortly.
-            let left = maintenance::count_not_under(w.db, w.active).await? as u64;
+            let left = maintenance::count_not_under(w.db, w.stale).await? as u64;
             let unfixable = lock().summary.failures.values().sum::<u64>();
             if left > unfixable && busy_retries < BUSY_RETRIES {
                 busy_retries += 1;
@@ -230,11 +312,22 @@ async fn worker(w: &Work<'_, '_>) -> anyhow::Result<()> {
                 payload: Vec::new(), // rewrap only reads the wrapped key
                 wrapped_dek: row.wrapped_dek,
             };
-            match crypto::rewrap(w.ring, row.id, &envelope) {
+            let ctx = Context {
+                secret_id: row.id,
+                provider: &row.provider,
+            };
+            match w.keys.rewrap(ctx, &envelope).await {
                 Ok(new) => {
                     ids.push(row.id);
-                    wrapped.push(new.wrapped_dek);
+                    wrapped.push(new);
                     kek_of.push(envelope.kek_id.clone());
+                }
+                // The KMS is down or refusing: stop; this batch rolls back and
+                // the next run resumes (nothing is marked as failed).
+                Err(KeyError::Kms(e)) if e.is_unavailable() => {
+                    return Err(anyhow::anyhow!(
+                        "the KMS stopped answering during rotation: {e}"
+                    ));
                 }
                 Err(e) => {
                     tracing::warn!(secret_id = %row.id, kek_id = %envelope.kek_id, error = %e, "cannot rewrap data key");
@@ -242,7 +335,7 @@ async fn worker(w: &Work<'_, '_>) -> anyhow::Result<()> {
                 }
             }
         }
-        let done = maintenance::store_rewrapped(&mut tx, w.active, &ids, &wrapped).await?;
+        let done = maintenance::store_rewrapped(&mut tx, w.stale.active, &ids, &wrapped).await?;
         // The batch's record commits with the batch, or neither does.
         let mut from: BTreeMap<&str, u64> = BTreeMap::new();
         for kek in &kek_of {
@@ -251,7 +344,7 @@ async fn worker(w: &Work<'_, '_>) -> anyhow::Result<()> {
         audit::record(
             &mut *tx,
             NewEvent::success(w.actor, "kek.rewrapped").detail(json!({
-                "to": w.active,
+                "to": w.stale.active,
                 "rows": done,
                 "from": from,
                 "failed": failures.len(),

@@ -4,7 +4,8 @@
 //! `check.run` is written (and, on the public page, the attempt counted)
 //! before the decryption; `check.completed` carries the result.
 
-use crate::crypto::{self, Context, CryptoError, Keyring};
+use crate::crypto::{Context, CryptoError};
+use crate::kms::{KeyError, Keys, KmsError};
 use crate::providers::live::Checker;
 use crate::providers::{self, CheckResult};
 use crate::store::audit::{self, Actor, NewEvent};
@@ -25,6 +26,9 @@ pub enum RecheckError {
     KekUnavailable(String),
     #[error("decryption failed: {0}")]
     Crypto(CryptoError),
+    /// The KMS holding the key could not be asked.
+    #[error("the KMS is unavailable: {0}")]
+    KmsUnavailable(KmsError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -32,12 +36,12 @@ pub enum RecheckError {
 /// Audits, decrypts, checks, stores the result and audits that.
 pub async fn recheck(
     db: &PgPool,
-    keyring: &Keyring,
+    keys: &Keys,
     checker: &Checker,
     actor: &Actor,
     id: Uuid,
 ) -> Result<(SecretMeta, CheckResult), RecheckError> {
-    run(db, keyring, checker, actor, id, None)
+    run(db, keys, checker, actor, id, None)
         .await
         .map(|done| done.expect("an unlimited re-check always runs"))
 }
@@ -49,13 +53,13 @@ pub async fn recheck(
 /// most `limit` provider calls between them.
 pub async fn recheck_within(
     db: &PgPool,
-    keyring: &Keyring,
+    keys: &Keys,
     checker: &Checker,
     actor: &Actor,
     id: Uuid,
     limit: i64,
 ) -> Result<Option<(SecretMeta, CheckResult)>, RecheckError> {
-    run(db, keyring, checker, actor, id, Some(limit)).await
+    run(db, keys, checker, actor, id, Some(limit)).await
 }
 
 /// The order is the point: claim and audit (`check.run`, one transaction
@@ -64,7 +68,7 @@ pub async fn recheck_within(
 /// its record, even if the process dies mid-check.
 async fn run(
     db: &PgPool,
-    keyring: &Keyring,
+    keys: &Keys,
     checker: &Checker,
     actor: &Actor,
     id: Uuid,
@@ -98,10 +102,17 @@ async fn run(
         secret_id: id,
         provider: &meta.provider,
     };
-    let plaintext = crypto::open(keyring, ctx, &envelope).map_err(|e| match e {
-        CryptoError::UnknownKek(k) => RecheckError::KekUnavailable(k),
-        other => RecheckError::Crypto(other),
-    })?;
+    let plaintext =
+        keys.open(ctx, &envelope)
+            .await
+            .map_err(|e| match e {
+                KeyError::Crypto(CryptoError::UnknownKek(k))
+                | KeyError::Kms(KmsError::NotMine(k)) => RecheckError::KekUnavailable(k),
+                KeyError::Kms(e) if e.is_unavailable() => RecheckError::KmsUnavailable(e),
+                KeyError::Kms(_) => RecheckError::Crypto(CryptoError::Authentication),
+                KeyError::Crypto(other) => RecheckError::Crypto(other),
+            })?
+            .plaintext;
     let provider = providers::find(&meta.provider).ok_or(RecheckError::NotFound)?;
     let fields: BTreeMap<String, Zeroizing<String>> = serde_json::from_slice(&plaintext)
         .map_err(|_| RecheckError::Crypto(CryptoError::Authentication))?;

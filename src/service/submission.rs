@@ -2,10 +2,9 @@
 //! the link's use count, the audit event and the webhook messages, so none
 //! exists without the others.
 
-use crate::crypto::{
-    self, Context, CryptoError, Fingerprint, FingerprintKind, Fingerprinter, Keyring,
-};
+use crate::crypto::{Context, CryptoError, Fingerprint, FingerprintKind, Fingerprinter};
 use crate::domain::Email;
+use crate::kms::{KeyError, Keys, KmsError};
 use crate::metrics::Metrics;
 use crate::providers::{CheckResult, Provider};
 use crate::store::actions::{self, Submitted};
@@ -63,8 +62,21 @@ pub enum SubmitError {
     Repeat(Uuid),
     #[error("encryption failed: {0}")]
     Crypto(#[from] CryptoError),
+    /// The KMS could not wrap the data key (down, slow, refusing): nothing
+    /// was written, the submitter may try again.
+    #[error("the KMS could not wrap the data key: {0}")]
+    Kms(#[from] KmsError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+impl From<KeyError> for SubmitError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Crypto(e) => Self::Crypto(e),
+            KeyError::Kms(e) => Self::Kms(e),
+        }
+    }
 }
 
 /// Serialises the fields as a JSON object into a zeroizing buffer.
@@ -82,7 +94,7 @@ fn plaintext(fields: &BTreeMap<&'static str, &str>) -> Zeroizing<Vec<u8>> {
 #[allow(clippy::too_many_arguments)]
 pub async fn store(
     db: &PgPool,
-    keyring: &Keyring,
+    keys: &Keys,
     fingerprinter: &Fingerprinter,
     link: &DropRequest,
     provider: &Provider,
@@ -105,14 +117,17 @@ pub async fn store(
         .fields
         .get(provider.fingerprint_field.as_str())
         .map(|v| i32::try_from(v.chars().count()).unwrap_or(i32::MAX));
-    let envelope = crypto::seal(
-        keyring,
-        Context {
-            secret_id: id,
-            provider: provider.id,
-        },
-        &plaintext(&sub.fields),
-    )?;
+    // Sealed (and, with a KMS, the data key wrapped) before the transaction:
+    // a KMS that fails leaves nothing written.
+    let envelope = keys
+        .seal(
+            Context {
+                secret_id: id,
+                provider: provider.id,
+            },
+            &plaintext(&sub.fields),
+        )
+        .await?;
 
     // One statement (store::actions::submit): the link's lock, the secret, the
     // use, the audit event and the outbox messages commit together or not at all.

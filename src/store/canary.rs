@@ -60,7 +60,13 @@ pub async fn status(pool: &PgPool, ring: &Keyring) -> sqlx::Result<KeyringStatus
             }
         }
     }
-    let per_kek = crate::store::maintenance::rows_per_kek(pool).await?;
+    // Ids with a backend prefix (`vault:…`, `aws:…`) name KMS keys: no local
+    // canary; the KMS start-up canary (`kms::Keys::connect`) checks those.
+    let per_kek: Vec<(String, i64)> = crate::store::maintenance::rows_per_kek(pool)
+        .await?
+        .into_iter()
+        .filter(|(id, _)| !id.contains(':'))
+        .collect();
     out.unproven = per_kek
         .iter()
         .filter(|(id, _)| out.unregistered.contains(id))

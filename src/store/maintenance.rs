@@ -38,10 +38,21 @@ pub struct WrappedDek {
     pub kek_id: String,
     pub wrapped_dek: Vec<u8>,
     pub format_version: i16,
+    /// Part of the row binding a KMS checks (with the id and format version).
+    pub provider: String,
+}
+
+/// Rows under the active KEK that still need a rewrap: a Transit key's older
+/// versions, told apart by the version marker (`vault:v2:`) a fresh wrap
+/// starts with.
+#[derive(Debug, Clone, Copy)]
+pub struct Stale<'a> {
+    pub active: &'a str,
+    pub current_prefix: Option<&'a [u8]>,
 }
 
 /// Locks up to `limit` live secrets wrapped by one of `from` (never the active
-/// KEK) with ids above `after`, in id order, skipping rows another
+/// KEK), or by an older version of the active one (`stale`), with ids above `after`, in id order, skipping rows another
 /// transaction holds and ids in `skip`.
 ///
 /// `after` is a cursor (the last id of the previous batch; `Uuid::nil()` to
@@ -54,19 +65,24 @@ pub async fn claim_for_rewrap(
     skip: &[Uuid],
     after: Uuid,
     limit: i64,
+    stale: Stale<'_>,
 ) -> sqlx::Result<Vec<WrappedDek>> {
     sqlx::query_as!(
         WrappedDek,
-        r#"SELECT id, kek_id AS "kek_id!", wrapped_dek AS "wrapped_dek!", format_version
+        r#"SELECT id, kek_id AS "kek_id!", wrapped_dek AS "wrapped_dek!", format_version, provider
            FROM secrets
-           WHERE payload IS NOT NULL AND kek_id = ANY($1) AND NOT (id = ANY($2)) AND id > $4
+           WHERE payload IS NOT NULL AND NOT (id = ANY($2)) AND id > $4
+             AND (kek_id = ANY($1)
+                  OR (kek_id = $5 AND substring(wrapped_dek FROM 1 FOR length($6::bytea)) <> $6::bytea))
            ORDER BY id
            LIMIT $3
            FOR UPDATE SKIP LOCKED"#,
         from,
         skip,
         limit,
-        after
+        after,
+        stale.active,
+        stale.current_prefix
     )
     .fetch_all(tx)
     .await
@@ -92,11 +108,16 @@ pub async fn store_rewrapped(
     Ok(done.rows_affected())
 }
 
-/// Live secrets whose data key is wrapped by a KEK other than `active`.
-pub async fn count_not_under(db: impl PgExecutor<'_>, active: &str) -> sqlx::Result<i64> {
+/// Live secrets whose data key is wrapped by a KEK other than the active
+/// one, or by an older version of it.
+pub async fn count_not_under(db: impl PgExecutor<'_>, stale: Stale<'_>) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM secrets WHERE payload IS NOT NULL AND kek_id <> $1"#,
-        active
+        r#"SELECT count(*) AS "n!" FROM secrets
+           WHERE payload IS NOT NULL
+             AND (kek_id <> $1
+                  OR substring(wrapped_dek FROM 1 FOR length($2::bytea)) <> $2::bytea)"#,
+        stale.active,
+        stale.current_prefix
     )
     .fetch_one(db)
     .await

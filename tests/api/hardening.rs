@@ -447,7 +447,9 @@ async fn parallel_public_rechecks_make_at_most_the_allowed_provider_calls_and_ea
         metrics.clone(),
     )
     .unwrap();
-    let ring = Arc::new(Keyring::parse(&app.kek).unwrap());
+    let ring = Arc::new(keydrop::kms::Keys::local(Arc::new(
+        Keyring::parse(&app.kek).unwrap(),
+    )));
     let limit = 3;
     let before = fake.requests().len();
     let mut posts = Vec::new();
@@ -497,7 +499,9 @@ async fn parallel_public_rechecks_make_at_most_the_allowed_provider_calls_and_ea
 
     // check.run is written before the decryption: a ring without the key
     // cannot decrypt, yet the attempt is on record.
-    let other = Keyring::parse(&new_kek("some-other-kek")).unwrap();
+    let other = keydrop::kms::Keys::local(Arc::new(
+        Keyring::parse(&new_kek("some-other-kek")).unwrap(),
+    ));
     let staff = Actor::cli();
     let e = recheck(&db, &other, &checker, &staff, id)
         .await

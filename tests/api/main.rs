@@ -15,6 +15,8 @@ mod fingerprints;
 mod hardening;
 mod hermetic;
 mod hostile;
+mod kms;
+mod kms_support;
 mod lifecycle;
 mod links;
 mod operations;

@@ -3,11 +3,12 @@
 use super::json::{limit, ApiQuery};
 use super::views::{ErrorBody, Revealed, SecretList, SecretView};
 use super::{parse_id, provider_filter, text_filter, ErrorResponse};
-use crate::crypto::{self, Context, CryptoError};
+use crate::crypto::{Context, CryptoError};
 use crate::domain::Scope;
 use crate::http::error::ApiError;
 use crate::http::staff::Staff;
 use crate::http::AppState;
+use crate::kms::{KeyError, KmsError};
 use crate::store::actions;
 use crate::store::audit::{self, NewEvent};
 use crate::store::secrets::{self, Filter, SecretMeta};
@@ -125,6 +126,7 @@ pub(super) async fn show(
         (status = 403, response = ErrorResponse), (status = 404, response = ErrorResponse),
         (status = 409, response = ErrorResponse),
         (status = 500, description = "`kek_unavailable` when the secret's KEK is not configured, `internal` when it fails to decrypt", body = ErrorBody),
+        (status = 503, description = "`kms_unavailable` when the KMS holding the secret's key cannot be asked (down, slow, refusing)", body = ErrorBody),
     ),
     security(("staffToken" = ["reveal"]))
 )]
@@ -152,24 +154,28 @@ pub(super) async fn reveal(
         secret_id: id,
         provider: &meta.provider,
     };
-    let plaintext = match crypto::open(&state.keyring, ctx, &envelope) {
-        Ok(p) => p,
+    let opened = match state.keys.open(ctx, &envelope).await {
+        Ok(o) => o,
         Err(e) => {
-            // A missing KEK, tampering or a mismatched key: record the failure,
-            // then answer (generically, unless the cause is a missing KEK).
+            // A missing KEK, tampering, a mismatched key or an unreachable KMS:
+            // record the failure, then answer (generically, unless the cause is
+            // a missing KEK or the KMS: those the operator can fix).
             audit::record(
                 &state.db,
                 NewEvent::failure(&staff.actor, "secret.revealed", "failure")
                     .secret(id)
-                    .detail(json!({ "error": e.to_string() })),
+                    .detail(json!({ "error": e.to_string(), "kek_id": envelope.kek_id })),
             )
             .await?;
             return Err(match e {
-                CryptoError::UnknownKek(kek) => ApiError::KekUnavailable(kek),
+                KeyError::Crypto(CryptoError::UnknownKek(kek)) => ApiError::KekUnavailable(kek),
+                KeyError::Kms(KmsError::NotMine(kek)) => ApiError::KekUnavailable(kek),
+                KeyError::Kms(e) if e.is_unavailable() => ApiError::KmsUnavailable(e.to_string()),
                 e => ApiError::Internal(anyhow::anyhow!("secret {id} failed to decrypt: {e}")),
             });
         }
     };
+    let plaintext = opened.plaintext;
     let fields: BTreeMap<String, Zeroizing<String>> =
         serde_json::from_slice(&plaintext).map_err(|_| {
             ApiError::Internal(anyhow::anyhow!("secret {id} decrypted to invalid JSON"))
@@ -182,10 +188,15 @@ pub(super) async fn reveal(
         provider: &meta.provider,
         revealed_by: &staff.name,
     });
+    let mut detail = json!({ "provider": meta.provider, "kek_id": envelope.kek_id });
+    if let Some(kms) = &opened.kms {
+        // The KMS key and request id join this event with the KMS's own audit log.
+        detail["kms"] = json!(kms);
+    }
     let event = NewEvent::success(&staff.actor, "secret.revealed")
         .secret(id)
         .request(meta.request_id)
-        .detail(json!({ "provider": meta.provider, "kek_id": envelope.kek_id }));
+        .detail(detail);
     if !actions::reveal(&state.db, id, event, vec![message]).await? {
         return Err(shredded());
     }
@@ -314,6 +325,7 @@ pub(super) async fn shred(
         (status = 403, response = ErrorResponse), (status = 404, response = ErrorResponse),
         (status = 409, response = ErrorResponse),
         (status = 500, description = "`kek_unavailable` when the secret's KEK is not configured", body = ErrorBody),
+        (status = 503, description = "`kms_unavailable` when the KMS holding the secret's key cannot be asked", body = ErrorBody),
     ),
     security(("staffToken" = ["reveal"]))
 )]
@@ -325,7 +337,7 @@ pub(super) async fn check(
     use crate::service::checks::{recheck, RecheckError};
     staff.require(Scope::Reveal)?;
     let id = parse_id(&id, NOT_FOUND)?;
-    match recheck(&state.db, &state.keyring, &state.checker, &staff.actor, id).await {
+    match recheck(&state.db, &state.keys, &state.checker, &staff.actor, id).await {
         Ok((meta, _)) => Ok(Json(meta.into())),
         Err(RecheckError::NotFound) => Err(ApiError::NotFound(NOT_FOUND)),
         Err(RecheckError::Shredded) => Err(ApiError::conflict(
@@ -333,6 +345,7 @@ pub(super) async fn check(
             "this secret was shredded; there is nothing to check",
         )),
         Err(RecheckError::KekUnavailable(k)) => Err(ApiError::KekUnavailable(k)),
+        Err(RecheckError::KmsUnavailable(e)) => Err(ApiError::KmsUnavailable(e.to_string())),
         Err(RecheckError::Crypto(e)) => Err(ApiError::Internal(anyhow::anyhow!(
             "secret {id} failed to decrypt: {e}"
         ))),

@@ -71,7 +71,7 @@ pub(super) async fn check_again(
     // parallel posts cannot exceed the limit; past it, the last result shows.
     let check = match recheck_within(
         &state.db,
-        &state.keyring,
+        &state.keys,
         &state.checker,
         actor,
         id,
@@ -84,6 +84,10 @@ pub(super) async fn check_again(
             CheckResult::unverified("this credential was checked as often as the page allows")
         }),
         Err(RecheckError::Db(e)) => return Err(e.into()),
+        Err(RecheckError::KmsUnavailable(e)) => {
+            tracing::error!(error = %e, "KMS unavailable: public re-check refused");
+            return Err(PageError::Unavailable);
+        }
         Err(e) => return Err(anyhow::Error::new(e).into()),
     };
     Ok(receipt(

@@ -273,7 +273,7 @@ pub(super) async fn submit(
     };
     let stored = match submission::store(
         &state.db,
-        &state.keyring,
+        &state.keys,
         &state.fingerprints,
         &link,
         provider,
@@ -293,6 +293,10 @@ pub(super) async fn submit(
                 .unwrap_or(PageError::NotFound));
         }
         Err(SubmitError::Db(e)) => return Err(e.into()),
+        Err(SubmitError::Kms(e)) => {
+            tracing::error!(error = %e, "KMS unavailable: submission refused, nothing stored");
+            return Err(PageError::Unavailable);
+        }
         Err(e @ SubmitError::Crypto(_)) => return Err(anyhow::Error::new(e).into()),
     };
     tracing::info!(secret_id = %stored.id, link_id = %link.id, provider = provider.id, "credential received");
