@@ -152,17 +152,12 @@ impl AwsKms {
             .send()
             .await
             .map_err(|e| map_err(e, "kms:ReEncrypt"))?;
-        Ok(Wrapped {
-            kek_id: out
-                .key_id()
-                .map_or_else(|| self.kek_id.clone(), |arn| format!("aws:{arn}")),
-            request_id: out.request_id().map(str::to_owned),
-            wrapped: out
-                .ciphertext_blob()
-                .ok_or_else(|| KmsError::Other("ReEncrypt returned no ciphertext".into()))?
-                .as_ref()
-                .to_vec(),
-        })
+        self.wrapped(
+            out.key_id(),
+            out.ciphertext_blob(),
+            out.request_id(),
+            "ReEncrypt",
+        )
     }
 
     /// Makes a data key inside KMS: the plaintext key and its wrapped form.
@@ -176,27 +171,38 @@ impl AwsKms {
             .send()
             .await
             .map_err(|e| map_err(e, "kms:GenerateDataKey"))?;
-        let request_id = out.request_id().map(str::to_owned);
-        let arn = out.key_id().map(str::to_owned);
-        let wrapped = out
-            .ciphertext_blob()
-            .ok_or_else(|| KmsError::Other("GenerateDataKey returned no ciphertext".into()))?
-            .as_ref()
-            .to_vec();
+        let wrapped = self.wrapped(
+            out.key_id(),
+            out.ciphertext_blob(),
+            out.request_id(),
+            "GenerateDataKey",
+        )?;
         let mut plain = out
             .plaintext
             .ok_or_else(|| KmsError::Other("GenerateDataKey returned no plaintext".into()))?
             .into_inner();
         let dek = DataKey::from_slice(&plain).map_err(|_| KmsError::Rejected);
         plain.zeroize();
-        Ok((
-            dek?,
-            Wrapped {
-                kek_id: arn.map_or_else(|| self.kek_id.clone(), |a| format!("aws:{a}")),
-                wrapped,
-                request_id,
-            },
-        ))
+        Ok((dek?, wrapped))
+    }
+
+    /// A wrapped key as an answer describes it: the key that wrapped it (its
+    /// ARN), the ciphertext blob and the request id.
+    fn wrapped(
+        &self,
+        arn: Option<&str>,
+        blob: Option<&Blob>,
+        request_id: Option<&str>,
+        action: &str,
+    ) -> Result<Wrapped, KmsError> {
+        Ok(Wrapped {
+            kek_id: arn.map_or_else(|| self.kek_id.clone(), |arn| format!("aws:{arn}")),
+            request_id: request_id.map(str::to_owned),
+            wrapped: blob
+                .ok_or_else(|| KmsError::Other(format!("{action} returned no ciphertext")))?
+                .as_ref()
+                .to_vec(),
+        })
     }
 
     /// Learns the key's ARN (the configured reference may be an alias), so
@@ -229,17 +235,12 @@ impl KekBackend for AwsKms {
             .send()
             .await
             .map_err(|e| map_err(e, "kms:Encrypt"))?;
-        Ok(Wrapped {
-            kek_id: out
-                .key_id()
-                .map_or_else(|| self.kek_id.clone(), |arn| format!("aws:{arn}")),
-            request_id: out.request_id().map(str::to_owned),
-            wrapped: out
-                .ciphertext_blob()
-                .ok_or_else(|| KmsError::Other("Encrypt returned no ciphertext".into()))?
-                .as_ref()
-                .to_vec(),
-        })
+        self.wrapped(
+            out.key_id(),
+            out.ciphertext_blob(),
+            out.request_id(),
+            "Encrypt",
+        )
     }
 
     async fn unwrap(

@@ -129,7 +129,7 @@ impl Transit {
                     .send("auth/approle/login", None, &body, "login")
                     .await?
                     .1;
-                let lease = Duration::from_secs(login.auth.lease_duration.max(30));
+                let lease = Duration::from_secs(login.auth.lease_duration.max(1));
                 *token = Token {
                     value: SecretString::from(login.auth.client_token.as_str().to_owned()),
                     refresh_at: Some(Instant::now() + lease * 2 / 3),
@@ -137,6 +137,25 @@ impl Transit {
             }
         }
         Ok(token.value.clone())
+    }
+
+    /// A Transit call with the current token. With AppRole, a refusal (the
+    /// token was revoked or expired early) logs in again and retries once.
+    async fn transit<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        what: &str,
+    ) -> Result<(Option<String>, T), KmsError> {
+        let token = self.token().await?;
+        match self.send(path, Some(&token), body, what).await {
+            Err(KmsError::Denied(_)) if matches!(self.cfg.auth, VaultAuth::AppRole { .. }) => {
+                self.token.lock().await.refresh_at = Some(Instant::now());
+                let token = self.token().await?;
+                self.send(path, Some(&token), body, what).await
+            }
+            other => other,
+        }
     }
 
     /// POSTs `body` to `path`; `what` names the capability for errors.
@@ -175,6 +194,10 @@ impl Transit {
                 .errors;
             let text = errors.join("; ");
             return Err(match status.as_u16() {
+                400 | 403 if what == "login" => KmsError::Denied(format!(
+                    "Vault refused the AppRole login ({text}): check VAULT_ROLE_ID and the \
+                     secret id in VAULT_SECRET_ID_FILE"
+                )),
                 403 => KmsError::Denied(format!(
                     "Vault refused to {what} ({text}): the token's policy needs \
                      path \"{path}\" {{ capabilities = [\"update\"] }}"
@@ -226,15 +249,13 @@ impl KekBackend for Transit {
     }
 
     async fn wrap(&self, dek: &DataKey, binding: &RowBinding) -> Result<Wrapped, KmsError> {
-        let token = self.token().await?;
         let path = format!("{}/encrypt/{}", self.cfg.mount, self.cfg.key);
         let plaintext = Zeroizing::new(STANDARD.encode(dek.expose()));
         let body = json!({
             "plaintext": plaintext.as_str(),
             "associated_data": STANDARD.encode(binding.associated_data()),
         });
-        let (request_id, data): (_, EncryptData) =
-            self.send(&path, Some(&token), &body, "encrypt").await?;
+        let (request_id, data): (_, EncryptData) = self.transit(&path, &body, "encrypt").await?;
         Ok(Wrapped {
             kek_id: self.kek_id.clone(),
             wrapped: data.ciphertext.into_bytes(),
@@ -250,14 +271,12 @@ impl KekBackend for Transit {
     ) -> Result<Unwrapped, KmsError> {
         let key = self.key_of(kek_id)?;
         let ciphertext = std::str::from_utf8(wrapped).map_err(|_| KmsError::Rejected)?;
-        let token = self.token().await?;
         let path = format!("{}/decrypt/{key}", self.cfg.mount);
         let body = json!({
             "ciphertext": ciphertext,
             "associated_data": STANDARD.encode(binding.associated_data()),
         });
-        let (request_id, data): (_, DecryptData) =
-            self.send(&path, Some(&token), &body, "decrypt").await?;
+        let (request_id, data): (_, DecryptData) = self.transit(&path, &body, "decrypt").await?;
         let bytes = Zeroizing::new(
             STANDARD
                 .decode(data.plaintext.as_bytes())

@@ -48,6 +48,17 @@ async fn row_key(db: &PgPool, id: &str) -> (String, Vec<u8>) {
         .unwrap()
 }
 
+/// The detail of a secret's `secret.revealed` event.
+async fn revealed_detail(db: &PgPool, id: &str) -> Value {
+    sqlx::query_scalar(
+        "SELECT detail FROM audit_events WHERE action = 'secret.revealed' AND secret_id = $1::uuid",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
 /// Runs `keydrop rotate` as the CLI does, with the given environment.
 async fn rotate_with(db: &PgPool, kek: &str, env: &[(&str, String)]) -> rotate::Summary {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -98,13 +109,7 @@ async fn a_credential_wrapped_by_transit_is_revealed_and_the_reveal_names_the_km
     assert!(wrapped.starts_with(b"vault:v1:"), "a Transit ciphertext");
     assert_eq!(revealed_secret(&app, &id).await, "transit-secret-0001");
 
-    let detail: Value = sqlx::query_scalar(
-        "SELECT detail FROM audit_events WHERE action = 'secret.revealed' AND secret_id = $1::uuid",
-    )
-    .bind(&id)
-    .fetch_one(&db)
-    .await
-    .unwrap();
+    let detail = revealed_detail(&db, &id).await;
     assert_eq!(detail["kms"]["key"], "vault:transit/keydrop");
     let request_id = detail["kms"]["request_id"].as_str().unwrap();
     assert_eq!(request_id.len(), 36, "Vault's request id: {request_id}");
@@ -212,6 +217,27 @@ async fn a_stopped_openbao_fails_closed_with_503s_loses_nothing_and_recovers(db:
 }
 
 #[sqlx::test]
+async fn an_approle_login_serves_and_logs_in_again_after_its_token_expires(db: PgPool) {
+    let bao = Bao::start().await;
+    let dir = std::env::temp_dir().join(format!("keydrop-approle-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ttl = Duration::from_secs(3);
+    let env = bao.approle(&["encrypt", "decrypt"], 3, &dir).await;
+    let started = std::time::Instant::now();
+    let app = spawn(&db, &new_kek("ring-a"), &env).await;
+    let id = submit(&app, "approle-secret-0001").await;
+    // Past the first token's lifetime, calls still work: Keydrop logged in again.
+    wait_until("the first AppRole token to expire", ttl * 2, || async {
+        started.elapsed() > ttl + Duration::from_millis(500)
+    })
+    .await;
+    assert_eq!(revealed_secret(&app, &id).await, "approle-secret-0001");
+    let id = submit(&app, "approle-secret-0002").await;
+    assert_eq!(revealed_secret(&app, &id).await, "approle-secret-0002");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[sqlx::test]
 async fn a_token_without_decrypt_is_refused_at_start_naming_the_policy_path(db: PgPool) {
     let bao = Bao::start().await;
     let token = bao.token_for(&["encrypt"]).await;
@@ -259,13 +285,7 @@ async fn aws_kms_submits_reveals_and_rotates_from_the_ring_and_between_keys(db: 
     // The ring stays configured beside the KMS: the old row still opens.
     assert_eq!(revealed_secret(&app, &old).await, "local-before-aws-1");
     assert_eq!(revealed_secret(&app, &new).await, "under-aws-key-a-2");
-    let detail: Value = sqlx::query_scalar(
-        "SELECT detail FROM audit_events WHERE action = 'secret.revealed' AND secret_id = $1::uuid",
-    )
-    .bind(&new)
-    .fetch_one(&db)
-    .await
-    .unwrap();
+    let detail = revealed_detail(&db, &new).await;
     assert_eq!(detail["kms"]["key"], format!("aws:{key_a}"));
     assert!(!detail["kms"]["request_id"].as_str().unwrap().is_empty());
     drop(app);

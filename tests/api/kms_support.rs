@@ -157,6 +157,53 @@ impl Bao {
         v["auth"]["client_token"].as_str().unwrap().to_owned()
     }
 
+    /// An AppRole whose tokens carry only `verbs` on the key and live `ttl`
+    /// seconds; returns Keydrop's environment (role id, secret id in a file).
+    pub async fn approle(
+        &self,
+        verbs: &[&str],
+        ttl: u32,
+        dir: &std::path::Path,
+    ) -> Vec<(&'static str, String)> {
+        let token = self.token_for(verbs).await; // writes the policy
+        drop(token);
+        let policy = format!("keydrop-{}", verbs.join("-"));
+        self.root_call("sys/auth/approle", json!({ "type": "approle" }))
+            .await;
+        self.root_call(
+            "auth/approle/role/keydrop",
+            json!({ "token_policies": [policy], "token_ttl": ttl, "token_max_ttl": ttl }),
+        )
+        .await;
+        let role = self.root_get("auth/approle/role/keydrop/role-id").await;
+        let secret = self
+            .root_call("auth/approle/role/keydrop/secret-id", json!({}))
+            .await;
+        let file = dir.join("secret-id");
+        std::fs::write(&file, secret["data"]["secret_id"].as_str().unwrap()).unwrap();
+        vec![
+            ("KEYDROP_KMS", "vault-transit".into()),
+            ("VAULT_ADDR", self.addr.clone()),
+            (
+                "VAULT_ROLE_ID",
+                role["data"]["role_id"].as_str().unwrap().to_owned(),
+            ),
+            ("VAULT_SECRET_ID_FILE", file.display().to_string()),
+        ]
+    }
+
+    async fn root_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}/v1/{path}", self.addr))
+            .header("X-Vault-Token", &self.root)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// Keydrop's environment for this server with `token`.
     pub fn env(&self, token: &str) -> Vec<(&'static str, String)> {
         vec![
