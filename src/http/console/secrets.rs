@@ -258,7 +258,7 @@ pub async fn check(
     user.check_form(&console, &headers, &form.csrf_token)?;
     user.require(Scope::Reveal)?;
     let id = load(&state, &id).await?.id;
-    match recheck(&state.db, &state.keyring, &state.checker, &user.actor, id).await {
+    match recheck(&state.db, &state.keys, &state.checker, &user.actor, id).await {
         Ok(_) => Ok(back_to(id)),
         Err(RecheckError::NotFound) => Err(ConsoleError::NotFound(NOT_FOUND)),
         Err(RecheckError::Shredded) => Err(ConsoleError::Conflict(
