@@ -157,6 +157,29 @@ async fn a_token_without_the_scope_gets_the_apis_code_and_message_and_a_failing_
 }
 
 #[sqlx::test]
+async fn the_token_can_come_from_a_file_and_the_api_wins_over_a_database_url(db: PgPool) {
+    let app = spawn_app(db).await;
+    app.create_link("lever").await;
+    let dir = std::env::temp_dir().join(format!("keydrop-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{}\n", app.admin)).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keydrop"));
+    cmd.env_clear()
+        .env("KEYDROP_API_URL", &app.internal)
+        .env("KEYDROP_API_TOKEN_FILE", &file)
+        // Nothing listens here: the command works only if it uses the API.
+        .env("DATABASE_URL", "postgres://keydrop@127.0.0.1:1/keydrop");
+    let (ok, out, err) = run_cli(cmd, &["request", "list", "--json"]).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(ok, "{err}");
+    assert_eq!(
+        serde_json::from_str::<LinkList>(&out).unwrap().items.len(),
+        1
+    );
+}
+
+#[sqlx::test]
 async fn commands_that_need_the_database_say_so_when_only_the_api_is_configured(db: PgPool) {
     let app = spawn_app(db).await;
     for args in [
