@@ -2,7 +2,7 @@
 //! (moto_server), both real processes on loopback started by the tests.
 
 use crate::helpers::*;
-use crate::kms_support::{signal, wait_until, Bao, Moto};
+use crate::kms_support::{signal, Bao, Moto};
 use keydrop::crypto::Keyring;
 use keydrop::kms::Keys;
 use keydrop::ops::rotate::{self, Options};
@@ -93,6 +93,20 @@ async fn swap_envelopes(db: &PgPool, a: &str, b: &str) {
     .execute(db)
     .await
     .unwrap();
+}
+
+/// Two submissions, their envelopes swapped: each reveal fails (the KMS
+/// refuses the other row's binding) and shows neither secret.
+async fn swapped_rows_are_refused(app: &TestApp) {
+    let a = submit(app, "row-a-secret-0001").await;
+    let b = submit(app, "row-b-secret-0002").await;
+    swap_envelopes(&app.db, &a, &b).await;
+    for id in [&a, &b] {
+        let resp = app.reveal(id).await;
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let text = resp.text().await.unwrap();
+        assert!(!text.contains("secret-000"), "no secret in the answer");
+    }
 }
 
 #[sqlx::test]
@@ -204,7 +218,7 @@ async fn a_stopped_openbao_fails_closed_with_503s_loses_nothing_and_recovers(db:
     assert_eq!(ready["kms"]["status"], "unavailable");
 
     signal(&bao.child, "CONT");
-    wait_until("reveals to work again", Duration::from_secs(20), || async {
+    eventually("reveals to work again", || async {
         app.reveal(&stored).await.status() == StatusCode::OK
     })
     .await;
@@ -227,7 +241,7 @@ async fn an_approle_login_serves_and_logs_in_again_after_its_token_expires(db: P
     let app = spawn(&db, &new_kek("ring-a"), &env).await;
     let id = submit(&app, "approle-secret-0001").await;
     // Past the first token's lifetime, calls still work: Keydrop logged in again.
-    wait_until("the first AppRole token to expire", ttl * 2, || async {
+    eventually("the first AppRole token to expire", || async {
         started.elapsed() > ttl + Duration::from_millis(500)
     })
     .await;
@@ -259,15 +273,7 @@ async fn a_transit_wrapped_key_moved_to_another_row_is_refused_by_openbao(db: Pg
     let bao = Bao::start().await;
     let token = bao.token_for(&["encrypt", "decrypt"]).await;
     let app = spawn(&db, &new_kek("ring-a"), &bao.env(&token)).await;
-    let a = submit(&app, "row-a-secret-0001").await;
-    let b = submit(&app, "row-b-secret-0002").await;
-    swap_envelopes(&db, &a, &b).await;
-    for id in [&a, &b] {
-        let resp = app.reveal(id).await;
-        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let text = resp.text().await.unwrap();
-        assert!(!text.contains("secret-000"), "no secret in the answer");
-    }
+    swapped_rows_are_refused(&app).await;
 }
 
 #[sqlx::test]
@@ -306,14 +312,7 @@ async fn an_aws_wrapped_key_moved_to_another_row_fails_its_encryption_context(db
     let moto = Moto::start().await;
     let key = moto.create_key().await;
     let app = spawn(&db, &new_kek("ring-a"), &moto.env(&key)).await;
-    let a = submit(&app, "row-a-secret-0001").await;
-    let b = submit(&app, "row-b-secret-0002").await;
-    swap_envelopes(&db, &a, &b).await;
-    for id in [&a, &b] {
-        let resp = app.reveal(id).await;
-        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(!resp.text().await.unwrap().contains("secret-000"));
-    }
+    swapped_rows_are_refused(&app).await;
     let failures: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_events WHERE action = 'secret.revealed' AND outcome = 'failure'",
     )

@@ -2,11 +2,11 @@
 //! dev mode (Transit) and moto_server (AWS KMS). Both come from the private
 //! Python venv `scripts/lib.sh ensure_pytools` builds under target/pytools.
 
+use crate::helpers::eventually;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// A tool from the pytools venv: on PATH (scripts/test puts it there) or in
 /// this checkout's target/pytools/bin.
@@ -33,19 +33,6 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Polls `ready` until it holds, failing after `within`.
-pub async fn wait_until<F, Fut>(what: &str, within: Duration, mut ready: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while !ready().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Sends a signal to a child (`STOP` freezes it: calls to it time out).
@@ -104,7 +91,7 @@ impl Bao {
         };
         let url = format!("{}/v1/sys/health", bao.addr);
         let http = bao.http.clone();
-        wait_until("OpenBao to answer", Duration::from_secs(30), || {
+        eventually("OpenBao to answer", || {
             let (http, url) = (http.clone(), url.clone());
             async move {
                 http.get(&url)
@@ -241,7 +228,7 @@ impl Moto {
         let endpoint = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
         let url = format!("{endpoint}/moto-api/");
-        wait_until("moto_server to answer", Duration::from_secs(60), || {
+        eventually("moto_server to answer", || {
             let (http, url) = (http.clone(), url.clone());
             async move { http.get(&url).send().await.is_ok() }
         })
