@@ -375,3 +375,30 @@ async fn the_session_cookie_is_http_only_same_site_lax_and_holds_no_stored_value
     .unwrap();
     assert_eq!(plain, 0);
 }
+
+#[sqlx::test]
+async fn a_session_idle_past_its_limit_or_past_its_lifetime_leads_back_to_login(db: PgPool) {
+    let Some(c) = spawn_console(db).await else {
+        return;
+    };
+    let idle = c.login(&ADMIN).await;
+    let (status, _) = c.page(&idle, "/links").await;
+    assert_eq!(status, StatusCode::OK);
+    // Age the session in the database instead of waiting 30 minutes.
+    sqlx::query("UPDATE console_sessions SET last_seen_at = now() - interval '31 minutes'")
+        .execute(&c.app.db)
+        .await
+        .unwrap();
+    let (status, to) = c.page(&idle, "/links").await;
+    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/login"));
+    let busy = c.login(&INGESTION).await;
+    sqlx::query(
+        "UPDATE console_sessions SET expires_at = now() - interval '1 second' WHERE email = $1",
+    )
+    .bind(INGESTION.email)
+    .execute(&c.app.db)
+    .await
+    .unwrap();
+    let (status, to) = c.page(&busy, "/secrets").await;
+    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/login"));
+}

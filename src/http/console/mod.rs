@@ -97,3 +97,38 @@ pub fn router() -> Router<AppState> {
         .route("/sessions", get(admin::sessions))
         .route("/sessions/{id}/revoke", post(admin::revoke_session))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn console(url: &str) -> Console {
+        let env = |k: &str| {
+            let v = match k {
+                "KEYDROP_OIDC_ISSUER" => "http://127.0.0.1:1/x",
+                "KEYDROP_OIDC_CLIENT_ID" => "keydrop",
+                "KEYDROP_OIDC_CLIENT_SECRET" => "secret",
+                "KEYDROP_OIDC_ROLES" => "admins=admin",
+                _ => return None,
+            };
+            Some(v.to_owned())
+        };
+        let url = url::Url::parse(url).unwrap();
+        let config = OidcConfig::from_lookup(&env, Some(&url)).unwrap().unwrap();
+        Console::new(config, hmac::Key::new(hmac::HMAC_SHA256, &[7; 32])).unwrap()
+    }
+
+    #[test]
+    fn cookies_are_host_prefixed_and_secure_on_https_only() {
+        let tls = console("https://keydrop.corp.example").set_cookie("keydrop_session", "v", 60);
+        assert_eq!(
+            tls,
+            "__Host-keydrop_session=v; Path=/; HttpOnly; SameSite=Lax; Max-Age=60; Secure"
+        );
+        let plain = console("http://127.0.0.1:8081").set_cookie("keydrop_session", "v", 60);
+        assert_eq!(
+            plain,
+            "keydrop_session=v; Path=/; HttpOnly; SameSite=Lax; Max-Age=60"
+        );
+    }
+}
