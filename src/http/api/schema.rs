@@ -232,13 +232,41 @@ pub fn limit() -> Schema {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_identifier_pattern_refuses_exactly_what_the_text_rules_refuse() {
-        let pattern = &*IDENTIFIER;
-        for c in ['\0', '\u{1b}', '\u{85}', '\u{202e}', '\u{ad}', '\u{feff}'] {
-            assert!(pattern.contains(&escape(c)) || pattern.contains(c), "{c:?}");
+    /// The characters a class body built by [`class`] names.
+    fn members(class: &str) -> impl Fn(char) -> bool + '_ {
+        let mut ranges = Vec::new();
+        let mut chars = class.chars().peekable();
+        let mut next = |chars: &mut std::iter::Peekable<std::str::Chars>| {
+            let c = chars.next()?;
+            if c != '\\' {
+                return Some(c);
+            }
+            assert_eq!(chars.next(), Some('u'));
+            let hex: String = chars.by_ref().take(4).collect();
+            char::from_u32(u32::from_str_radix(&hex, 16).unwrap())
+        };
+        while let Some(a) = next(&mut chars) {
+            let b = if chars.peek() == Some(&'-') {
+                chars.next();
+                next(&mut chars).unwrap()
+            } else {
+                a
+            };
+            ranges.push((a, b));
         }
-        assert!(pattern.contains('\u{e0001}'), "astral Cf characters too");
-        assert!(!pattern.contains("\\u0041"), "letters are allowed");
+        move |c| ranges.iter().any(|&(a, b)| (a..=b).contains(&c))
+    }
+
+    #[test]
+    fn the_schema_classes_refuse_exactly_what_the_text_rules_refuse() {
+        let format = class(true);
+        let refused = members(&format);
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            let rule = crate::domain::text::identifier(&format!("a{c}b"), 200).is_err();
+            assert_eq!(refused(c), rule, "{c:?}");
+        }
+        let control = class(false);
+        let refused = members(&control);
+        assert!(refused('\u{1b}') && refused('\u{85}') && !refused('\u{202e}'));
     }
 }
