@@ -236,7 +236,7 @@ mod tests {
     fn members(class: &str) -> impl Fn(char) -> bool + '_ {
         let mut ranges = Vec::new();
         let mut chars = class.chars().peekable();
-        let mut next = |chars: &mut std::iter::Peekable<std::str::Chars>| {
+        let next = |chars: &mut std::iter::Peekable<std::str::Chars>| {
             let c = chars.next()?;
             if c != '\\' {
                 return Some(c);
