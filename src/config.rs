@@ -63,6 +63,10 @@ pub struct Config {
     pub max_connections_per_client: Option<usize>,
     /// The staff console's single sign-on (`None`: no console).
     pub oidc: Option<OidcConfig>,
+    /// Email: SMTP relay, sender, reminders, staff addresses (`crate::mail`).
+    pub mail: crate::mail::MailConfig,
+    /// The operator's brand on every page and email (`KEYDROP_BRAND_*`).
+    pub brand: std::sync::Arc<crate::domain::brand::Brand>,
 }
 
 /// A per-IP request budget: `count` requests per `per`.
@@ -288,9 +292,15 @@ impl Config {
             ),
         };
         let oidc = OidcConfig::from_lookup(env, internal_url.as_ref())?;
+        let mail = crate::mail::config::from_lookup(env, internal_url.clone())
+            .map_err(anyhow::Error::msg)?;
+        let brand =
+            std::sync::Arc::new(crate::http::brand::from_lookup(env).map_err(anyhow::Error::msg)?);
         Ok(Self {
             kms: crate::kms::KmsConfig::from_lookup(env)?,
             oidc,
+            mail,
+            brand,
             allow_missing_keks,
             internal_hosts,
             metrics_token,

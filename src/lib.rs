@@ -8,6 +8,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod kms;
+pub mod mail;
 pub mod metrics;
 pub mod ops;
 pub mod providers;

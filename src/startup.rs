@@ -120,6 +120,16 @@ impl Application {
             ),
             rx.clone(),
         ));
+        tokio::spawn(crate::mail::worker::run(
+            crate::mail::worker::Mailer {
+                db: self.state.db.clone(),
+                keyring: self.state.keyring.clone(),
+                cfg: std::sync::Arc::new(self.state.config.mail.clone()),
+                brand: self.state.config.brand.clone(),
+                public_url: self.state.config.public_url.clone(),
+            },
+            rx.clone(),
+        ));
         // The public /readyz answers from this task's verdict; decide it once
         // before serving, so the first answer is already real.
         let first = http::health::refresh_once(&self.state);
@@ -280,6 +290,14 @@ fn log_settings(config: &Config) {
         .iter()
         .map(|e| e.origin())
         .collect();
+    let mail = &config.mail;
+    tracing::info!(
+        smtp = %mail.smtp.as_ref().map_or("off (KEYDROP_SMTP_URL unset: drop links are not emailed)".to_owned(), |s| format!("{}:{} ({:?})", s.host, s.port, s.security)),
+        reminder_before = %show(mail.reminder_before),
+        notify = mail.notify.len(),
+        brand = %config.brand.name,
+        "email"
+    );
     tracing::info!(
         endpoints = config.webhooks.endpoints.len(),
         origins = %origins.join(","),

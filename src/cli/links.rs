@@ -4,7 +4,7 @@
 
 use super::connect;
 use super::remote::Remote;
-use crate::http::api::views::{CreatedLink, LinkList, LinkView, NewLink};
+use crate::http::api::views::{CreatedLink, EmailStatus, LinkList, LinkView, NewLink};
 use crate::service::links::{self, LinkInput, RawLink, RevokeError};
 use crate::store::{audit::Actor, requests};
 use anyhow::{bail, Context as _};
@@ -53,6 +53,10 @@ pub struct CreateLink {
     /// A note shown to the customer on the drop page.
     #[arg(long)]
     note: Option<String>,
+    /// Email the link to this address (needs KEYDROP_SMTP_URL); the link is
+    /// then not printed: it is in that email only, and stdout gets the link's id.
+    #[arg(long, value_name = "EMAIL")]
+    send_to: Option<String>,
     /// Print the created link as JSON instead of the bare URL.
     #[arg(long)]
     json: bool,
@@ -70,6 +74,7 @@ pub(super) async fn request(cmd: RequestCmd) -> anyhow::Result<()> {
                     max_uses: c.max_uses,
                     contact_email: c.contact.as_deref(),
                     note: c.note.as_deref(),
+                    send_to: c.send_to.as_deref(),
                 },
                 config.link_ttl,
             )
@@ -86,10 +91,20 @@ pub(super) async fn request(cmd: RequestCmd) -> anyhow::Result<()> {
                     }
                 );
             }
-            let created = links::create(&db, &config.public_url, &Actor::cli(), &input).await?;
+            if input.send_to.is_some() && !config.mail.enabled() {
+                bail!("--send-to: email is off (KEYDROP_SMTP_URL is not set); create the link without --send-to and send the URL yourself");
+            }
+            // The token is sealed for the email under the ring's active KEK.
+            let keyring = crate::config::load_keyring()?;
+            let created =
+                links::create(&db, &keyring, &config.public_url, &Actor::cli(), &input).await?;
+            let mut link = LinkView::new(&created.request, Utc::now());
+            if created.url.is_none() {
+                link.email = Some(EmailStatus::Queued);
+            }
             print_created(
                 &CreatedLink {
-                    link: LinkView::new(&created.request, Utc::now()),
+                    link,
                     url: created.url,
                 },
                 c.json,
@@ -130,6 +145,7 @@ pub(super) async fn remote(cmd: RequestCmd, api: &Remote) -> anyhow::Result<()> 
                 max_uses: c.max_uses,
                 contact_email: c.contact,
                 note: c.note,
+                send_to: c.send_to,
             };
             let created: CreatedLink = api.call(Method::POST, "requests", &[], Some(&body)).await?;
             print_created(&created, c.json)?;
@@ -157,6 +173,19 @@ fn print_created(created: &CreatedLink, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(created)?);
     } else {
         let l = &created.link;
+        let Some(url) = &created.url else {
+            // Emailed: the link is in that email only; scripts get the id.
+            eprintln!(
+                "drop link {} for {} ({}) queued for email to {}; expires {}",
+                l.id,
+                l.organization,
+                l.provider,
+                l.contact_email.as_deref().unwrap_or("the customer"),
+                l.expires_at.to_rfc3339(),
+            );
+            println!("{}", l.id);
+            return Ok(());
+        };
         eprintln!(
             "drop link {} for {} ({}), expires {}, {} use(s); send it to the customer admin:",
             l.id,
@@ -165,7 +194,7 @@ fn print_created(created: &CreatedLink, json: bool) -> anyhow::Result<()> {
             l.expires_at.to_rfc3339(),
             l.max_uses
         );
-        println!("{}", created.url);
+        println!("{url}");
     }
     Ok(())
 }
@@ -218,7 +247,8 @@ async fn link_id_from_url(db: &sqlx::PgPool, link: &str) -> anyhow::Result<Uuid>
 /// Names the command-line flags in a link-validation message written for
 /// the API (`expires_in: …` → `--expires-in: …`).
 fn flag_names(message: &str) -> String {
-    const FLAGS: [(&str, &str); 5] = [
+    const FLAGS: [(&str, &str); 6] = [
+        ("send_to", "--send-to"),
         ("organization", "--org"),
         ("expires_in", "--expires-in"),
         ("max_uses", "--max-uses"),

@@ -1,7 +1,9 @@
 //! Domain types that can't be invalid: parsed once at the edge, trusted inside.
 
+pub mod brand;
 mod duration;
 mod email;
+pub mod retry;
 mod scope;
 pub mod text;
 mod token;

@@ -5,6 +5,7 @@
 
 pub mod api;
 mod assets;
+pub mod brand;
 pub mod client_ip;
 pub mod console;
 pub mod csrf;
@@ -112,6 +113,7 @@ pub fn public_router(state: AppState) -> Router {
     let https = state.config.is_https();
     let proxies = Arc::new(state.config.proxies.clone());
     let metrics = state.metrics.clone();
+    let brand = Arc::new(brand::BrandAssets::new(&state.config.brand));
     let router = Router::new()
         .merge(public::router(&state))
         .merge(health::router())
@@ -119,9 +121,10 @@ pub fn public_router(state: AppState) -> Router {
         .fallback(public::not_found)
         .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT))
         .with_state(state)
-        .merge(assets::router());
+        .merge(assets::router())
+        .merge(brand::router(brand.clone()));
     let router = metrics.track(router, "public");
-    outer_layers(router, "public", https, proxies)
+    outer_layers(router, "public", https, proxies, Some(brand))
 }
 
 /// The staff API, health checks and metrics.
@@ -156,14 +159,16 @@ pub fn internal_router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(move |req, next| {
             internal_guard::check(guard.clone(), req, next)
         }));
-    outer_layers(router, "internal", false, proxies)
+    outer_layers(router, "internal", false, proxies, None)
 }
 
 /// A request body must arrive within this time once its headers have.
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Layers shared by both listeners, outermost first: security headers,
-/// request ids and spans, client address, panic guard, body-read deadline.
+/// request ids and spans, client address, the brand (public pages; outside
+/// the panic guard so its error page is branded too), panic guard,
+/// body-read deadline.
 ///
 /// One `Router::layer` with one composed stack, not one call per layer: each
 /// call boxes every route once more, and axum clones a route's boxed service
@@ -176,6 +181,7 @@ fn outer_layers(
     listener: &'static str,
     https: bool,
     proxies: Arc<client_ip::ProxyConfig>,
+    brand: Option<Arc<brand::BrandAssets>>,
 ) -> Router {
     use axum::response::IntoResponse;
     use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -195,6 +201,9 @@ fn outer_layers(
         .layer(PropagateRequestIdLayer::new(trace::REQUEST_ID))
         .layer(axum::middleware::from_fn(move |req, next| {
             client_ip::resolve(proxies.clone(), req, next)
+        }))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            brand::layer(brand.clone(), req, next)
         }))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             move |_payload: Box<dyn std::any::Any + Send + 'static>| panic_response(listener),

@@ -11,8 +11,15 @@ const CSP: &str =
 /// `Cache-Control: no-store` is a default that static assets override.
 pub async fn headers(https: bool, mut resp: Response) -> Response {
     let h = resp.headers_mut();
+    // A response that brings its own policy keeps it (the brand's SVG logo:
+    // `default-src 'none'`, stricter than the pages').
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
     let fixed = [
-        (header::CONTENT_SECURITY_POLICY, CSP),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

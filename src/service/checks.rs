@@ -150,6 +150,16 @@ async fn run(
         &result,
     )
     .await?;
+    // And a note to staff by email, likewise.
+    crate::mail::queue_check_failed(
+        &mut tx,
+        id,
+        meta.request_id,
+        &meta.organization,
+        provider.id,
+        &result,
+    )
+    .await?;
     tx.commit().await?;
     let meta = secrets::get(db, id).await?.ok_or(RecheckError::NotFound)?;
     Ok(Some((meta, result)))

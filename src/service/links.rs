@@ -1,6 +1,7 @@
 //! Creating and revoking drop links.
 
 use crate::config::drop_url;
+use crate::crypto::Keyring;
 use crate::domain::{text, DropToken, Email, HumanDuration};
 use crate::providers::{self, Provider};
 use crate::store::audit::{self, Actor, NewEvent};
@@ -20,6 +21,8 @@ pub struct LinkInput {
     pub max_uses: i32,
     pub contact_email: Option<Email>,
     pub note: Option<String>,
+    /// Email the link to this address (`send_to`), instead of showing it.
+    pub send_to: Option<Email>,
 }
 
 /// Raw values as a caller typed them.
@@ -31,6 +34,7 @@ pub struct RawLink<'a> {
     pub max_uses: Option<i64>,
     pub contact_email: Option<&'a str>,
     pub note: Option<&'a str>,
+    pub send_to: Option<&'a str>,
 }
 
 pub const MAX_USES_LIMIT: i64 = 100_000;
@@ -61,6 +65,12 @@ impl LinkInput {
             .filter(|e| !e.trim().is_empty())
             .map(|e| Email::parse(e).map_err(|m| format!("contact_email: {m}")))
             .transpose()?;
+        let send_to = raw
+            .send_to
+            .map(|e| Email::parse(e).map_err(|m| format!("send_to: {m}")))
+            .transpose()?;
+        // The address the link goes to is the contact, unless another is given.
+        let contact_email = contact_email.or_else(|| send_to.clone());
         let note = raw
             .note
             .map(|n| text::multiline(n, 2000))
@@ -74,26 +84,53 @@ impl LinkInput {
             max_uses: max_uses as i32,
             contact_email,
             note: note.map(str::to_owned),
+            send_to,
         })
     }
 }
 
 /// A created link. `url` holds the only copy of the raw token; show it once.
-#[derive(Debug)]
+/// When the link was emailed (`send_to`), `url` is `None`: the token is in
+/// that email only.
 pub struct CreatedLink {
     pub request: DropRequest,
-    pub url: String,
+    pub url: Option<String>,
 }
 
-/// Stores a new link and its audit event in one transaction.
+impl std::fmt::Debug for CreatedLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedLink")
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a link could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("sealing the link's token for its email failed: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Stores a new link and its audit event in one transaction; with `send_to`,
+/// also its email in the outbox (`crate::mail`), with the token sealed under
+/// `keyring`.
 pub async fn create(
     db: &PgPool,
+    keyring: &Keyring,
     base_url: &Url,
     actor: &Actor,
     input: &LinkInput,
-) -> sqlx::Result<CreatedLink> {
+) -> Result<CreatedLink, CreateError> {
     let token = DropToken::generate();
     let id = Uuid::new_v4();
+    let sealed = input
+        .send_to
+        .as_ref()
+        .map(|_| crate::mail::seal_token(keyring, id, &token))
+        .transpose()?;
     let mut tx = db.begin().await?;
     let request = requests::insert(
         &mut *tx,
@@ -120,12 +157,16 @@ pub async fn create(
                 "provider": input.provider.id,
                 "max_uses": input.max_uses,
                 "expires_at": request.expires_at,
+                "emailed": input.send_to.is_some(),
             })),
     )
     .await?;
+    if let (Some(to), Some(sealed)) = (&input.send_to, &sealed) {
+        crate::mail::queue_link(&mut tx, id, sealed, to).await?;
+    }
     tx.commit().await?;
     Ok(CreatedLink {
-        url: drop_url(base_url, token.expose()),
+        url: sealed.is_none().then(|| drop_url(base_url, token.expose())),
         request,
     })
 }

@@ -167,7 +167,13 @@ pub async fn store(
         browser_hash: sub.browser_hash,
     };
     let grace = sub.grace.map(|g| g.num_seconds() as f64);
-    match actions::submit(db, secret, grace, event, messages).await? {
+    let staff_mail = crate::mail::submission_note(
+        &link.organization,
+        provider.id,
+        sub.submitter_email.as_str(),
+        check,
+    );
+    match actions::submit(db, secret, grace, event, messages, Some(staff_mail)).await? {
         Submitted::Stored => {}
         Submitted::NotStored { link: locked, open } => {
             // A repeat of a stored form wins over the link's state (the first

@@ -49,12 +49,14 @@ fn columns(messages: Vec<Message>) -> (Vec<Uuid>, Vec<&'static str>, Vec<Value>)
 /// already), counts the use, and writes `event` and `messages`. The link's
 /// organization comes from the locked row. `grace_secs` also goes to the
 /// lifecycle trigger (`keydrop.link_grace`) when the link has expired.
+/// `staff_mail` is the staff email's detail (`crate::mail::submission_note`).
 pub async fn submit(
     db: impl PgExecutor<'_>,
     s: NewSecret<'_>,
     grace_secs: Option<f64>,
     event: NewEvent<'_>,
     messages: Vec<Message>,
+    staff_mail: Option<Value>,
 ) -> sqlx::Result<Submitted> {
     let (ids, types, payloads) = columns(messages);
     let row = sqlx::query!(
@@ -87,7 +89,11 @@ pub async fn submit(
            msg AS (
              INSERT INTO webhook_messages (id, event_type, payload)
              SELECT m.id, m.event_type, m.payload
-             FROM ins, UNNEST($25::uuid[], $26::text[], $27::jsonb[]) AS m(id, event_type, payload))
+             FROM ins, UNNEST($25::uuid[], $26::text[], $27::jsonb[]) AS m(id, event_type, payload)),
+           mail AS (
+            INSERT INTO mail_messages (id, kind, request_id, secret_id, detail)
+            SELECT gen_random_uuid(), 'submission', ins.request_id, ins.id, $28::jsonb
+            FROM ins WHERE $28::jsonb IS NOT NULL)
            SELECT l.id AS "id!", l.organization AS "organization!", l.provider AS "provider!", l.contact_email,
                   l.note, l.created_by_name AS "created_by_name!", l.max_uses AS "max_uses!",
                   l.use_count AS "use_count!", l.created_at AS "created_at!", l.expires_at AS "expires_at!",
@@ -121,6 +127,7 @@ pub async fn submit(
         &ids,
         &types as &[&str],
         &payloads,
+        staff_mail,
     )
     .fetch_optional(db)
     .await?;

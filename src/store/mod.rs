@@ -6,6 +6,7 @@ pub mod audit_chain;
 pub mod canary;
 pub mod console;
 pub mod fingerprint_keys;
+pub mod mail;
 pub mod maintenance;
 pub mod requests;
 pub mod secrets;

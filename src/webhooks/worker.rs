@@ -21,24 +21,13 @@ const EXPIRY_WINDOW_DAYS: i32 = 7;
 /// Finished messages are kept this long, for inspection.
 const KEEP_DAYS: i32 = 30;
 
-/// The delay before attempt `attempts + 1`, with "equal jitter": a random
-/// point in the upper half of `base · 2^(attempts-1)`, capped.
+/// The delay before attempt `attempts + 1` (`domain::retry`), with this
+/// configuration's base and cap.
 pub fn backoff(cfg: &WebhookConfig, attempts: i32, random: u64) -> Duration {
-    let exp = attempts.saturating_sub(1).clamp(0, 30) as u32;
-    let full = cfg
-        .backoff_base
-        .saturating_mul(1u32 << exp)
-        .min(cfg.backoff_cap);
-    let half = full / 2;
-    let frac = (random % 1_000_000) as f64 / 1_000_000.0;
-    half + half.mul_f64(frac)
+    crate::domain::retry::backoff(cfg.backoff_base, cfg.backoff_cap, attempts, random)
 }
 
-fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    u64::from_le_bytes(b)
-}
+use crate::domain::retry::random_u64;
 
 /// The HTTP client for deliveries: no redirects (a redirect is a failure), a timeout.
 pub fn client(cfg: &WebhookConfig) -> reqwest::Result<Client> {

@@ -19,6 +19,7 @@ mod kms;
 mod kms_support;
 mod lifecycle;
 mod links;
+mod mail;
 mod operations;
 mod operator;
 mod ops_support;
@@ -27,6 +28,7 @@ mod providers;
 mod resubmission;
 mod retention;
 mod rotation;
+mod smtp;
 mod staff_cli;
 mod storage;
 #[path = "../support/mod.rs"]

@@ -4,8 +4,8 @@
 //! (`scripts/contract-test`, Schemathesis) holds the server to it.
 
 use super::views::{
-    AuditEventView, AuditPage, CreatedLink, ErrorBody, ErrorDetail, LinkList, LinkView, NewLink,
-    Revealed, SecretList, SecretView,
+    AuditEventView, AuditPage, CreatedLink, EmailStatus, ErrorBody, ErrorDetail, LinkList,
+    LinkView, NewLink, Revealed, SecretList, SecretView,
 };
 use super::{audit, requests, schema, secrets};
 use crate::providers::{CheckResult, CheckStatus};
@@ -39,7 +39,7 @@ unknown status or provider values and a `limit` outside 1-1000."
     ),
     components(
         schemas(
-            LinkView, CreatedLink, LinkList, LinkState, NewLink, SecretView, SecretList,
+            LinkView, CreatedLink, LinkList, LinkState, EmailStatus, NewLink, SecretView, SecretList,
             Revealed, CheckResult, CheckStatus, AuditEventView, AuditPage, ErrorBody,
             ErrorDetail, schema::ProviderId, schema::SecretStatus,
         ),

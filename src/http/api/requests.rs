@@ -1,13 +1,14 @@
 //! Drop links: create, list, revoke.
 
 use super::json::{limit, ApiQuery, JsonBody};
-use super::views::{CreatedLink, ErrorBody, LinkList, LinkView, NewLink};
+use super::views::{CreatedLink, EmailStatus, ErrorBody, LinkList, LinkView, NewLink};
 use super::{parse_id, provider_filter, text_filter, ErrorResponse};
 use crate::domain::Scope;
 use crate::http::error::ApiError;
 use crate::http::staff::Staff;
 use crate::http::AppState;
-use crate::service::links::{self, LinkInput, RawLink, RevokeError};
+use crate::service::links::{self, CreateError, LinkInput, RawLink, RevokeError};
+use crate::store::mail;
 use crate::store::requests::{self, LinkState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -28,7 +29,7 @@ pub fn router() -> Router<AppState> {
     post, path = "/api/v1/requests", tag = "links",
     request_body = NewLink,
     responses(
-        (status = 201, description = "Created; `url` holds the only copy of the link token", body = CreatedLink),
+        (status = 201, description = "Created; `url` holds the only copy of the link token (none with `send_to`: the token is in the email only)", body = CreatedLink),
         (status = 400, response = ErrorResponse), (status = 401, response = ErrorResponse),
         (status = 403, response = ErrorResponse), (status = 413, response = ErrorResponse),
         (status = 415, response = ErrorResponse), (status = 422, response = ErrorResponse),
@@ -49,13 +50,34 @@ pub(super) async fn create(
             max_uses: body.max_uses,
             contact_email: body.contact_email.as_deref(),
             note: body.note.as_deref(),
+            send_to: body.send_to.as_deref(),
         },
         state.config.link_ttl,
     )
     .map_err(ApiError::Invalid)?;
-    let created = links::create(&state.db, &state.config.public_url, &staff.actor, &input).await?;
+    if input.send_to.is_some() && !state.config.mail.enabled() {
+        return Err(ApiError::Invalid(
+            "send_to: email is off on this server (KEYDROP_SMTP_URL is not set); create the link without send_to and send the URL yourself".into(),
+        ));
+    }
+    let created = links::create(
+        &state.db,
+        &state.keyring,
+        &state.config.public_url,
+        &staff.actor,
+        &input,
+    )
+    .await
+    .map_err(|e| match e {
+        CreateError::Db(e) => ApiError::from(e),
+        e @ CreateError::Crypto(_) => ApiError::Internal(e.into()),
+    })?;
+    let mut link = LinkView::new(&created.request, Utc::now());
+    if created.url.is_none() {
+        link.email = Some(EmailStatus::Queued);
+    }
     let out = CreatedLink {
-        link: LinkView::new(&created.request, Utc::now()),
+        link,
         url: created.url,
     };
     Ok((StatusCode::CREATED, Json(out)))
@@ -118,10 +140,12 @@ pub(super) async fn list(
     };
     let limit = limit(q.limit.as_deref(), 500, 1000)?;
     let now = Utc::now();
-    let items = requests::list(&state.db, filter, limit)
-        .await?
+    let links = requests::list(&state.db, filter, limit).await?;
+    let ids: Vec<_> = links.iter().map(|r| r.id).collect();
+    let mails = mail::link_status(&state.db, &ids).await?;
+    let items = links
         .iter()
-        .map(|r| LinkView::new(r, now))
+        .map(|r| LinkView::new(r, now).with_email(mails.iter().find(|m| m.request_id == r.id)))
         .collect();
     Ok(Json(LinkList { items }))
 }
@@ -146,7 +170,12 @@ pub(super) async fn revoke(
     staff.require(Scope::Request)?;
     let id = parse_id(&id, "no drop link with that id")?;
     match links::revoke(&state.db, &staff.actor, id).await {
-        Ok(r) => Ok(Json(LinkView::new(&r, Utc::now()))),
+        Ok(r) => {
+            let mails = mail::link_status(&state.db, &[r.id]).await?;
+            Ok(Json(
+                LinkView::new(&r, Utc::now()).with_email(mails.first()),
+            ))
+        }
         Err(RevokeError::NotFound) => Err(ApiError::NotFound("no drop link with that id")),
         Err(e @ RevokeError::NotRevocable(state)) => Err(ApiError::conflict(
             match state {

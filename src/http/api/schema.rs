@@ -160,6 +160,11 @@ pub fn contact_email() -> Schema {
     string(&either, None, Some(254), true)
 }
 
+/// `send_to` of a new link: an address (no blank: a link to email needs one).
+pub fn send_to() -> Schema {
+    string(EMAIL, None, Some(254), true)
+}
+
 /// `expires_in` of a new link; `null` or absent means the default.
 pub fn expires_in() -> Schema {
     string(DURATION, None, None, true)

@@ -36,9 +36,39 @@ pub struct LinkView {
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The link's email to the customer (`send_to`), when it was emailed.
+    #[serde(default)]
+    pub email: Option<EmailStatus>,
+    /// Why the email was not sent yet (queued, retrying) or at all (failed),
+    /// as the mail server or Keydrop put it.
+    #[serde(default)]
+    pub email_error: Option<String>,
+}
+
+/// Where a link's email is: waiting or retrying, handed to the mail server,
+/// or given up (refused, or undeliverable for three days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailStatus {
+    Queued,
+    Sent,
+    Failed,
 }
 
 impl LinkView {
+    /// Adds the state of the link's email (`store::mail::link_status`).
+    pub fn with_email(mut self, mail: Option<&crate::store::mail::LinkEmail>) -> Self {
+        if let Some(m) = mail {
+            self.email = Some(match m.status.as_str() {
+                "sent" => EmailStatus::Sent,
+                "failed" => EmailStatus::Failed,
+                _ => EmailStatus::Queued,
+            });
+            self.email_error = m.error.clone();
+        }
+        self
+    }
+
     /// The view of `r` with its state as of `now`.
     pub fn new(r: &DropRequest, now: DateTime<Utc>) -> Self {
         Self {
@@ -55,17 +85,22 @@ impl LinkView {
             expires_at: r.expires_at,
             used_at: r.used_at,
             revoked_at: r.revoked_at,
+            email: None,
+            email_error: None,
         }
     }
 }
 
 /// A link just created: the view plus `url`, the only copy of its token.
+/// A link created with `send_to` has no `url`: its token is in the email
+/// only, and `email` says `queued`.
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedLink {
     #[serde(flatten)]
     pub link: LinkView,
     /// The drop link to send to the customer. Shown once; only its hash is stored.
-    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 impl fmt::Debug for CreatedLink {
@@ -227,6 +262,11 @@ pub struct NewLink {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = super::schema::note)]
     pub note: Option<String>,
+    /// Email the link to this address (needs `KEYDROP_SMTP_URL`); the answer
+    /// then has no `url`, and `email` shows the delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::schema::send_to)]
+    pub send_to: Option<String>,
 }
 
 /// A JSON number that is a whole number, written as `3` or `3.0` (JSON

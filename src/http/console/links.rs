@@ -204,6 +204,7 @@ pub async fn create(
                 max_uses,
                 contact_email: Some(form.contact_email.as_str()),
                 note: Some(form.note.as_str()),
+                send_to: None,
             },
             state.config.link_ttl,
         )
@@ -223,10 +224,19 @@ pub async fn create(
             .await;
         }
     };
-    let created = links::create(&state.db, &state.config.public_url, &user.actor, &input).await?;
+    let created = links::create(
+        &state.db,
+        &state.keyring,
+        &state.config.public_url,
+        &user.actor,
+        &input,
+    )
+    .await
+    .map_err(|e| ConsoleError::Internal(e.into()))?;
     Ok(render(&CreatedPage {
         user: &user,
-        url: created.url,
+        // Always a URL: this form does not email the link.
+        url: created.url.unwrap_or_default(),
         organization: created.request.organization,
         provider: created.request.provider,
         expires: stamp(created.request.expires_at),

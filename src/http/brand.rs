@@ -1,0 +1,232 @@
+//! The operator's brand on the public pages: reading `KEYDROP_BRAND_*`,
+//! serving the logo and the colour stylesheet from memory, and filling the
+//! brand into every HTML page.
+//!
+//! Pages are filled by a response layer rather than a field on every
+//! template: error pages are also made where no state is at hand (a panic,
+//! the 404 fallback, extractor rejections), and they must carry the brand
+//! too. `templates/base.html` marks the places; the layer replaces them with
+//! fragments rendered once at start-up (askama, so every value is escaped).
+
+use crate::domain::brand::{parse_color, Brand, Logo};
+use crate::domain::{text, Email};
+use askama::Template;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use ring::digest::{digest, SHA256};
+use std::sync::Arc;
+
+/// Reads the brand variables; a bad value is an error naming its variable.
+pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Result<Brand, String> {
+    let mut brand = Brand::default();
+    if let Some(name) = env("KEYDROP_BRAND_NAME") {
+        brand.name = text::identifier(&name, 100)
+            .map_err(|e| format!("KEYDROP_BRAND_NAME {e}"))?
+            .to_owned();
+    }
+    if let Some(path) = env("KEYDROP_BRAND_LOGO_FILE") {
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("KEYDROP_BRAND_LOGO_FILE={path:?} cannot be read: {e}"))?;
+        brand.logo =
+            Some(Logo::parse(bytes).map_err(|e| format!("KEYDROP_BRAND_LOGO_FILE={path:?}: {e}"))?);
+    }
+    if let Some(c) = env("KEYDROP_BRAND_COLOR") {
+        brand.color = parse_color(&c).map_err(|e| format!("KEYDROP_BRAND_COLOR: {e}"))?;
+    }
+    if let Some(e) = env("KEYDROP_SUPPORT_EMAIL") {
+        brand.support_email = Some(
+            Email::parse(&e)
+                .map_err(|m| format!("KEYDROP_SUPPORT_EMAIL={e:?}: {m}"))?
+                .as_str()
+                .to_owned(),
+        );
+    }
+    if let Some(u) = env("KEYDROP_PRIVACY_URL") {
+        let ok = url::Url::parse(u.trim())
+            .ok()
+            .filter(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some());
+        brand.privacy_url = Some(
+            ok.ok_or_else(|| {
+                format!("KEYDROP_PRIVACY_URL={u:?} must be an http:// or https:// URL")
+            })?
+            .to_string(),
+        );
+    }
+    Ok(brand)
+}
+
+#[derive(Template)]
+#[template(
+    ext = "html",
+    source = r#"<span class="brand">{% if let Some(p) = logo %}<img src="{{ p }}" alt="" height="28"> {% endif %}{{ b.name }}</span>"#
+)]
+struct Header<'a> {
+    b: &'a Brand,
+    logo: Option<String>,
+}
+
+#[derive(Template)]
+#[template(
+    ext = "html",
+    source = r#"{% if let Some(s) = b.support_email %}<p class="support">Questions? Write to <a href="mailto:{{ s }}">{{ s }}</a>.</p>{% endif %}{% if let Some(p) = b.privacy_url %}<p class="privacy"><a href="{{ p }}">Privacy notice</a></p>{% endif %}<p class="poweredby">Secure key drop by Keydrop</p>"#
+)]
+struct Footer<'a> {
+    b: &'a Brand,
+}
+
+#[derive(Template)]
+#[template(ext = "html", source = "{{ name }}")]
+struct Escaped<'a> {
+    name: &'a str,
+}
+
+/// The brand as page fragments and assets, made once.
+#[derive(Debug)]
+pub struct BrandAssets {
+    title: String,
+    header: String,
+    head: String,
+    footer: String,
+    css: String,
+    css_path: String,
+    logo: Option<Logo>,
+}
+
+impl BrandAssets {
+    pub fn new(brand: &Brand) -> Self {
+        let css = format!(
+            ":root {{ --accent: {c}; }}\nheader.site {{ border-top: 4px solid {c}; }}\nbutton:hover {{ background: {c}; filter: brightness(0.88); }}\na {{ color: {c}; }}\n",
+            c = brand.color
+        );
+        let hash = digest(&SHA256, css.as_bytes());
+        let css_path = format!(
+            "/brand/theme-{}.css",
+            hash.as_ref()[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let render = |t: &dyn askama::DynTemplate| t.dyn_render().unwrap_or_default();
+        Self {
+            title: format!(" · {}</title>", render(&Escaped { name: &brand.name })),
+            header: render(&Header {
+                b: brand,
+                logo: brand.logo.as_ref().map(Logo::path),
+            }),
+            head: format!(r#"<link rel="stylesheet" href="{css_path}">"#),
+            footer: render(&Footer { b: brand }),
+            css,
+            css_path,
+            logo: brand.logo.clone(),
+        }
+    }
+
+    /// Fills the brand into a page rendered from `templates/base.html`.
+    pub fn fill(&self, html: &str) -> String {
+        let mut out = html.replacen(" · Keydrop</title>", &self.title, 1);
+        for (marker, with) in [
+            ("brand", &self.header),
+            ("head", &self.head),
+            ("footer", &self.footer),
+        ] {
+            let (open, close) = (
+                format!("<!--kd:{marker}-->"),
+                format!("<!--/kd:{marker}-->"),
+            );
+            if let (Some(a), Some(b)) = (out.find(&open), out.find(&close)) {
+                if a < b {
+                    out.replace_range(a..b + close.len(), with);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `/brand/…`: the logo and the colour stylesheet, from memory.
+pub fn router(assets: Arc<BrandAssets>) -> Router {
+    Router::new().route(
+        "/brand/{file}",
+        get(
+            move |axum::extract::Path(file): axum::extract::Path<String>| {
+                let assets = assets.clone();
+                async move { serve(&assets, &file) }
+            },
+        ),
+    )
+}
+
+fn serve(assets: &BrandAssets, file: &str) -> Response {
+    let immutable = HeaderValue::from_static("public, max-age=31536000, immutable");
+    if format!("/brand/{file}") == assets.css_path {
+        return (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/css; charset=utf-8"),
+                ),
+                (header::CACHE_CONTROL, immutable),
+            ],
+            assets.css.clone(),
+        )
+            .into_response();
+    }
+    match &assets.logo {
+        Some(logo) if format!("/brand/{file}") == logo.path() => {
+            let mut resp = (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(logo.kind.content_type()),
+                    ),
+                    (header::CACHE_CONTROL, immutable),
+                ],
+                logo.bytes.clone(),
+            )
+                .into_response();
+            // An SVG opened on its own is a document: it gets its own policy,
+            // which the security layer keeps (it only sets defaults).
+            resp.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'"),
+            );
+            resp
+        }
+        _ => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
+}
+
+/// Largest page the layer rewrites; anything bigger passes untouched.
+const MAX_PAGE: usize = 2 * 1024 * 1024;
+
+/// The response layer: HTML pages get the brand filled in (`None`: the
+/// internal listener, whose pages are the console's own).
+pub async fn layer(assets: Option<Arc<BrandAssets>>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let Some(assets) = assets else {
+        return resp;
+    };
+    let is_html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    if !is_html {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_PAGE).await else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+    };
+    let html = match String::from_utf8(bytes.to_vec()) {
+        Ok(s) => assets.fill(&s),
+        Err(_) => return Response::from_parts(parts, Body::from(bytes)),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(html))
+}
