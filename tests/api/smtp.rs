@@ -35,10 +35,11 @@ impl Received {
     }
 }
 
+/// The venv's python (`ensure_pytools`), else this clone's target/pytools.
 fn python() -> PathBuf {
     match std::env::var_os("KEYDROP_PYTOOLS") {
         Some(v) => Path::new(&v).join("bin/python"),
-        None => "python".into(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pytools/bin/python"),
     }
 }
 
@@ -169,7 +170,11 @@ impl SmtpServer {
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert_eq!(line.trim(), "ready", "the SMTP server did not start");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "the SMTP server did not start (is aiosmtpd installed? source scripts/lib.sh && ensure_pytools)"
+        );
         Self {
             port,
             dir,
