@@ -359,3 +359,105 @@ async fn staff_are_told_of_a_submission_without_any_secret_token_or_link(db: PgP
     }
     let _ = created;
 }
+
+#[sqlx::test]
+async fn every_public_page_carries_the_brand_and_the_svg_logo_has_its_own_policy(db: PgPool) {
+    let dir = std::env::temp_dir().join(format!("keydrop-brand-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let logo = dir.join("logo.svg");
+    std::fs::write(
+        &logo,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="10" height="10" fill="#0b5394"/></svg>"##,
+    )
+    .unwrap();
+    let app = TestApp::builder(db)
+        .with_env([
+            ("KEYDROP_BRAND_NAME", "Acme Data".to_owned()),
+            ("KEYDROP_BRAND_LOGO_FILE", logo.display().to_string()),
+            ("KEYDROP_BRAND_COLOR", "#0b5394".to_owned()),
+            ("KEYDROP_SUPPORT_EMAIL", "help@acme.example".to_owned()),
+            (
+                "KEYDROP_PRIVACY_URL",
+                "http://127.0.0.1:9/privacy".to_owned(),
+            ),
+        ])
+        .spawn()
+        .await;
+    let (_, link) = app.create_link("generic").await;
+    let drop = app
+        .browser
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let missing = app
+        .browser
+        .get(format!("{}/nowhere", app.public))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for page in [&drop, &missing] {
+        assert!(page.contains("· Acme Data</title>"), "{page}");
+        assert!(
+            page.contains("help@acme.example") && page.contains("http://127.0.0.1:9/privacy")
+        );
+        assert!(page.contains("Secure key drop by Keydrop"));
+    }
+    let src = &drop[drop.find("/brand/logo-").unwrap()..];
+    let src = &src[..src.find('"').unwrap()];
+    let resp = app
+        .browser
+        .get(format!("{}{src}", app.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "image/svg+xml");
+    assert_eq!(
+        resp.headers()["content-security-policy"],
+        "default-src 'none'"
+    );
+    let css = &drop[drop.find("/brand/theme-").unwrap()..];
+    let css = &css[..css.find('"').unwrap()];
+    let body = app
+        .browser
+        .get(format!("{}{css}", app.public))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("#0b5394"));
+}
+
+#[test]
+fn a_pale_colour_or_a_logo_that_is_no_image_stops_start_up_naming_the_variable() {
+    let pale = keydrop::config::Config::from_lookup(&|k| match k {
+        "DATABASE_URL" => Some("postgres://127.0.0.1:1/x".into()),
+        "KEYDROP_BRAND_COLOR" => Some("#ffdd00".into()),
+        _ => None,
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        pale.contains("KEYDROP_BRAND_COLOR") && pale.contains("4.5"),
+        "{pale}"
+    );
+    let path = std::env::temp_dir().join(format!("keydrop-notalogo-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&path, b"GIF89a not an svg or png").unwrap();
+    let bad = keydrop::config::Config::from_lookup(&|k| match k {
+        "DATABASE_URL" => Some("postgres://127.0.0.1:1/x".into()),
+        "KEYDROP_BRAND_LOGO_FILE" => Some(path.display().to_string()),
+        _ => None,
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("KEYDROP_BRAND_LOGO_FILE"), "{bad}");
+}
