@@ -221,6 +221,11 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
     for (k, v) in fake.env() {
         cmd.env(k, v);
     }
+    // The email path too: a link sent through a real SMTP server.
+    let smtp = crate::smtp::SmtpServer::start(&[]);
+    for (k, v) in smtp.env() {
+        cmd.env(k, v);
+    }
     let (child, public, internal, output) = serve(cmd);
 
     let client = reqwest::Client::builder()
@@ -388,6 +393,18 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
     )
     .await;
 
+    let resp = client
+        .post(format!("{internal}/api/v1/requests"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"organization": "Log Co", "provider": "generic", "send_to": "it@logco.example"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, _) = keep(&mut responses, resp).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let emailed = smtp.wait_for(1).await.remove(0).link().unwrap();
+    let mail_token = emailed[emailed.find("/d/").unwrap() + 3..].to_owned();
+
     stop(child);
     let mut logs = String::new();
     for _ in 0..2 {
@@ -408,6 +425,8 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
         &token[4..],
         &link_token,
         &link_token[4..],
+        &mail_token,
+        &mail_token[4..],
         &kek_material,
         &csrf,
         &wrong,
@@ -425,6 +444,7 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
         &token,
         &link_token,
         &link_token[4..],
+        &mail_token,
         &kek_material,
         &wrong,
     ] {
@@ -441,6 +461,7 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
         bearer,
         &token,
         &link_token,
+        &mail_token,
         &kek_material,
     ] {
         assert!(

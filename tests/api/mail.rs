@@ -404,9 +404,7 @@ async fn every_public_page_carries_the_brand_and_the_svg_logo_has_its_own_policy
         .unwrap();
     for page in [&drop, &missing] {
         assert!(page.contains("· Acme Data</title>"), "{page}");
-        assert!(
-            page.contains("help@acme.example") && page.contains("http://127.0.0.1:9/privacy")
-        );
+        assert!(page.contains("help@acme.example") && page.contains("http://127.0.0.1:9/privacy"));
         assert!(page.contains("Secure key drop by Keydrop"));
     }
     let src = &drop[drop.find("/brand/logo-").unwrap()..];
