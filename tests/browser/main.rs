@@ -6,6 +6,7 @@
 //! that passes without a browser proves nothing); `scripts/test` installs it.
 //! Screenshots of every page land in `target/browser-artifacts/`.
 
+mod branded;
 mod console;
 mod driver;
 mod drop_pages;
