@@ -162,7 +162,6 @@ struct DetailPage<'a> {
     checked_at: String,
     events: Vec<TimelineEntry>,
     shredded: bool,
-    can_ingest: bool,
 }
 
 async fn load(state: &AppState, id: &str) -> Result<SecretMeta, ConsoleError> {
@@ -228,7 +227,6 @@ pub async fn show(
         checked_at: text("checked_at"),
         events: timeline(events),
         shredded: meta.status == "shredded",
-        can_ingest: meta.status == "revealed",
         s: row(&meta),
     }))
 }
