@@ -48,7 +48,7 @@ pub struct Config {
     /// Addresses the server calls providers from, shown to admins who restrict by IP.
     pub egress_ips: Vec<String>,
     /// Reverse proxies whose client-address header is believed.
-    pub proxies: crate::http::client_ip::ProxyConfig,
+    pub proxies: crate::domain::ProxyConfig,
     /// Failed token lookups allowed per client IP before `429`.
     pub auth_failure_limit: Option<RateLimit>,
     /// Stay ready (`keks.status: degraded`) while rows are wrapped by a KEK
@@ -56,7 +56,7 @@ pub struct Config {
     /// replica is not ready.
     pub allow_missing_keks: bool,
     /// Host names the internal listener answers to (`KEYDROP_INTERNAL_HOSTS`).
-    pub internal_hosts: crate::http::internal_guard::InternalHosts,
+    pub internal_hosts: crate::domain::InternalHosts,
     /// Bearer token `/metrics` requires, when set (`KEYDROP_METRICS_TOKEN`).
     pub metrics_token: Option<SecretString>,
     /// Open connections one client address may hold per listener (`None`: no cap).
@@ -69,65 +69,66 @@ pub struct Config {
     pub brand: std::sync::Arc<crate::domain::brand::Brand>,
 }
 
-/// A per-IP request budget: `count` requests per `per`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    pub count: u32,
-    pub per: std::time::Duration,
-}
+pub use crate::domain::RateLimit;
 
-impl RateLimit {
-    /// Parses `30/min`, `5/s`, `100/h`, `1000/d`, or `off`.
-    pub fn parse(s: &str) -> Result<Option<Self>, String> {
-        let s = s.trim();
-        if s.eq_ignore_ascii_case("off") {
-            return Ok(None);
-        }
-        let err = || format!("{s:?} is not a rate limit: use e.g. 30/min, 5/s, 100/h or off");
-        let (count, unit) = s.split_once('/').ok_or_else(err)?;
-        let count: u32 = count.trim().parse().map_err(|_| err())?;
-        let secs = match unit.trim() {
-            "s" | "sec" | "second" => 1,
-            "m" | "min" | "minute" => 60,
-            "h" | "hour" => 3600,
-            "d" | "day" => 86_400,
-            _ => return Err(err()),
-        };
-        if count == 0 {
-            return Err(err());
-        }
-        Ok(Some(Self {
-            count,
-            per: std::time::Duration::from_secs(secs),
-        }))
-    }
-}
+/// Open connections per listener; beyond this, accepting waits (the ceiling
+/// of `KEYDROP_MAX_CONNECTIONS_PER_CLIENT`).
+pub const MAX_CONNECTIONS: usize = 2048;
+/// Open connections one client address may hold, by default.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 
 type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment, the one place it is read: unset and empty mean
+/// the same.
+fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+const DEFAULT_INTERNAL_ADDR: &str = "127.0.0.1:8081";
+
+fn parse_addr(env: Env<'_>, key: &str, default: &str) -> anyhow::Result<SocketAddr> {
+    let v = env(key).unwrap_or_else(|| default.to_owned());
+    v.parse()
+        .with_context(|| format!("{key}={v:?} is not an address like 127.0.0.1:8080"))
+}
+
+/// `KEYDROP_INTERNAL_ADDR` alone, for `keydrop healthcheck` (which must work
+/// without a database or keys).
+pub fn internal_addr() -> anyhow::Result<SocketAddr> {
+    parse_addr(&process_env, "KEYDROP_INTERNAL_ADDR", DEFAULT_INTERNAL_ADDR)
+}
+
+/// Whether `KEYDROP_PUBLIC_URL` is set (else drop links use the public address).
+pub fn public_url_is_set() -> bool {
+    process_env("KEYDROP_PUBLIC_URL").is_some()
+}
+
+/// The login name of whoever runs a `keydrop` command (`$USER`), for the
+/// audit trail when `--actor` is not given.
+pub fn operator_name() -> Option<String> {
+    process_env("USER")
+}
 
 /// Whether `DATABASE_URL` is set (the CLI says which commands need it before
 /// reading the rest of the configuration).
 pub fn database_url_set() -> bool {
-    std::env::var_os("DATABASE_URL").is_some_and(|v| !v.is_empty())
+    process_env("DATABASE_URL").is_some()
 }
 
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_lookup(&|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        Self::from_lookup(&process_env)
     }
 
     /// Reads configuration through `env`, so tests need not touch the process.
     pub fn from_lookup(env: Env<'_>) -> anyhow::Result<Self> {
         let database_url = env("DATABASE_URL")
             .context("DATABASE_URL is not set: point it at the Postgres database, e.g. postgres://keydrop@localhost/keydrop")?;
-        let addr = |key: &str, default: &str| -> anyhow::Result<SocketAddr> {
-            let v = env(key).unwrap_or_else(|| default.to_owned());
-            v.parse()
-                .with_context(|| format!("{key}={v:?} is not an address like 127.0.0.1:8080"))
-        };
+        let addr = |key: &str, default: &str| parse_addr(env, key, default);
         let public_addr = addr("KEYDROP_PUBLIC_ADDR", "127.0.0.1:8080")?;
-        let internal_addr = addr("KEYDROP_INTERNAL_ADDR", "127.0.0.1:8081")?;
+        let internal_addr = addr("KEYDROP_INTERNAL_ADDR", DEFAULT_INTERNAL_ADDR)?;
         let public_url = match env("KEYDROP_PUBLIC_URL") {
             Some(u) => parse_public_url(&u)?,
             None => {
@@ -210,14 +211,14 @@ impl Config {
             }
             egress_ips.push(ip.to_owned());
         }
-        let mut proxies = crate::http::client_ip::ProxyConfig::default();
+        let mut proxies = crate::domain::ProxyConfig::default();
         for net in env("KEYDROP_TRUSTED_PROXIES")
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            let parsed = crate::http::client_ip::IpNet::parse(net).with_context(|| {
+            let parsed = crate::domain::IpNet::parse(net).with_context(|| {
                 format!("KEYDROP_TRUSTED_PROXIES: {net:?} is not an IP address or CIDR range")
             })?;
             if net.ends_with("/0") {
@@ -267,26 +268,23 @@ impl Config {
             })
             .transpose()?;
         let internal_hosts = match env("KEYDROP_INTERNAL_HOSTS") {
-            Some(v) => crate::http::internal_guard::InternalHosts::parse(&v)
+            Some(v) => crate::domain::InternalHosts::parse(&v)
                 .map_err(|e| anyhow::anyhow!("KEYDROP_INTERNAL_HOSTS: {e}"))?,
-            None => crate::http::internal_guard::InternalHosts::default_for(
-                internal_addr,
-                internal_url.as_ref(),
-            ),
+            None => crate::domain::InternalHosts::default_for(internal_addr, internal_url.as_ref()),
         };
         let metrics_token = env("KEYDROP_METRICS_TOKEN").map(SecretString::from);
         let max_connections_per_client = match env("KEYDROP_MAX_CONNECTIONS_PER_CLIENT") {
-            None => Some(crate::http::server::DEFAULT_MAX_CONNECTIONS_PER_CLIENT),
+            None => Some(DEFAULT_MAX_CONNECTIONS_PER_CLIENT),
             Some(v) if v.trim().eq_ignore_ascii_case("off") => None,
             Some(v) => Some(
                 v.trim()
                     .parse::<usize>()
                     .ok()
-                    .filter(|n| (1..=crate::http::server::MAX_CONNECTIONS).contains(n))
+                    .filter(|n| (1..=MAX_CONNECTIONS).contains(n))
                     .with_context(|| {
                         format!(
                             "KEYDROP_MAX_CONNECTIONS_PER_CLIENT={v:?}: give a number from 1 to {}, or off",
-                            crate::http::server::MAX_CONNECTIONS
+                            MAX_CONNECTIONS
                         )
                     })?,
             ),
@@ -396,7 +394,7 @@ pub const DEFAULT_LOG_FILTER: &str = "info,sqlx::postgres::notice=warn";
 /// configured. (An invalid format falls back to pretty here;
 /// [`Config::from_env`] reports it.)
 pub fn log_settings() -> (Result<String, String>, bool) {
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let get = process_env;
     let filter = log_filter(get("KEYDROP_LOG").as_deref());
     (filter, get("KEYDROP_LOG_FORMAT").as_deref() == Some("json"))
 }
@@ -427,7 +425,7 @@ pub fn log_filter(value: Option<&str>) -> Result<String, String> {
 
 /// Loads the KEK ring from `KEYDROP_KEKS` or the file named by `KEYDROP_KEKS_FILE`.
 pub fn load_keyring() -> anyhow::Result<Keyring> {
-    load_keyring_from(&|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    load_keyring_from(&process_env)
 }
 
 pub fn load_keyring_from(env: Env<'_>) -> anyhow::Result<Keyring> {

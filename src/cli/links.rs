@@ -84,7 +84,7 @@ pub(super) async fn request(cmd: RequestCmd) -> anyhow::Result<()> {
                     "warning: this link points at {} (KEYDROP_PUBLIC_URL {}): a customer cannot \
                      open it. Set KEYDROP_PUBLIC_URL to the address customers reach.",
                     config.public_url.origin().ascii_serialization(),
-                    if std::env::var_os("KEYDROP_PUBLIC_URL").is_some() {
+                    if crate::config::public_url_is_set() {
                         "is local"
                     } else {
                         "is not set"

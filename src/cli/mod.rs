@@ -129,6 +129,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             bail!("--actor must be 1-100 printable characters");
         }
         store::audit::set_cli_actor(actor);
+    } else if let Some(user) = config::operator_name() {
+        store::audit::set_cli_actor(&user);
     }
     let remote = remote::Remote::from_args(&cli.api)?;
     if let Some((name, api_can)) = cli.command.database_use(remote.is_some()) {

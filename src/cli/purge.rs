@@ -2,6 +2,7 @@
 //! shred with `--dry-run`).
 
 use crate::config::Config;
+use crate::domain::SecretStatus;
 use crate::ops::retention;
 use crate::store;
 use chrono::Utc;
@@ -35,7 +36,8 @@ pub async fn purge(args: PurgeArgs) -> anyhow::Result<()> {
     let verb = if args.dry_run {
         "would shred"
     } else {
-        "shredded"
+        // The secrets' new status, as a verb: "shredded 3 secret(s)".
+        SecretStatus::Shredded.as_str()
     };
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);

@@ -4,6 +4,8 @@
 //! with their cause and shown only as a generic message.
 
 use super::pages::ErrorPage;
+use crate::domain::SecretStatus;
+use crate::service::secrets::SecretError;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -92,6 +94,29 @@ impl From<sqlx::Error> for ApiError {
         }
     }
 }
+
+/// The secret actions' errors, mapped once for every handler.
+impl From<SecretError> for ApiError {
+    fn from(e: SecretError) -> Self {
+        match e {
+            SecretError::NotFound => Self::NotFound(SECRET_NOT_FOUND),
+            SecretError::Shredded => Self::conflict(
+                SecretStatus::Shredded.as_str(),
+                "this secret was shredded; its ciphertext no longer exists",
+            ),
+            e @ SecretError::Transition { .. } => {
+                Self::conflict("invalid_transition", e.to_string())
+            }
+            SecretError::KekUnavailable(kek) => Self::KekUnavailable(kek),
+            SecretError::KmsUnavailable(e) => Self::KmsUnavailable(e.to_string()),
+            e @ SecretError::Crypto(_) => Self::Internal(anyhow::Error::new(e)),
+            SecretError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// The API's 404 message for a secret id.
+pub const SECRET_NOT_FOUND: &str = "no secret with that id";
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
@@ -184,6 +209,20 @@ impl From<sqlx::Error> for PageError {
             Self::Unavailable
         } else {
             Self::Internal(e.into())
+        }
+    }
+}
+
+/// On a page, only an unreachable database is not a fault of ours to log.
+impl From<SecretError> for PageError {
+    fn from(e: SecretError) -> Self {
+        match e {
+            SecretError::Db(e) => e.into(),
+            SecretError::KmsUnavailable(e) => {
+                tracing::error!(error = %e, "KMS unavailable: public re-check refused");
+                Self::Unavailable
+            }
+            e => Self::Internal(anyhow::Error::new(e)),
         }
     }
 }

@@ -30,13 +30,10 @@ use tower::ServiceExt;
 
 /// A client must send its complete request head within this time.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Open connections per listener; beyond this, accepting waits.
-pub const MAX_CONNECTIONS: usize = 2048;
 /// Largest request head (request line and headers) accepted.
 const MAX_HEAD_BYTES: usize = 32 * 1024;
 
-/// Open connections one client address may hold, by default.
-pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
+pub use crate::config::{DEFAULT_MAX_CONNECTIONS_PER_CLIENT, MAX_CONNECTIONS};
 
 /// Who may hold how many connections.
 #[derive(Debug, Clone)]

@@ -14,7 +14,6 @@ use serde_json::json;
 /// An authenticated staff token. Handlers call [`Staff::require`] for their scope.
 #[derive(Debug, Clone)]
 pub struct Staff {
-    pub name: String,
     scopes: Scopes,
     pub actor: Actor,
 }
@@ -85,8 +84,7 @@ impl FromRequestParts<AppState> for Staff {
             return Err(ApiError::Unauthorized);
         };
         Ok(Staff {
-            actor: Actor::staff(token.id, token.name.clone(), ip),
-            name: token.name,
+            actor: Actor::staff(token.id, token.name, ip),
             scopes: Scopes::from_stored(&token.scopes),
         })
     }

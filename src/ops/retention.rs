@@ -7,13 +7,12 @@
 //! with one audit event per secret, so replicas purging at the same time never
 //! shred or record a secret twice. `now` is a parameter so tests need not wait.
 
+use crate::domain::Actor;
 use crate::metrics::Metrics;
-use crate::store::audit::{self, Actor, NewEvent};
+use crate::service::{self, secrets::SecretError};
 use crate::store::maintenance::{self, ShredReason};
-use crate::store::secrets;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::json;
 use sqlx::PgPool;
 use std::time::Duration;
 
@@ -44,13 +43,7 @@ const BATCH: i64 = 100;
 
 /// The audit actor for retention.
 pub fn actor() -> Actor {
-    Actor {
-        kind: "system",
-        id: None,
-        name: Some("retention".into()),
-        client_ip: None,
-        oidc: None,
-    }
+    Actor::system("retention")
 }
 
 /// The cut-off times of `policy` as of `now`: `(ingested_before, unclaimed_before)`.
@@ -102,20 +95,19 @@ pub async fn purge(
         }
         let mut batch = Summary::default();
         for secret in &due {
-            secrets::set_status(&mut tx, secret.id, "shredded").await?;
-            audit::record(
-                &mut *tx,
-                NewEvent::success(actor, "secret.shredded")
-                    .secret(secret.id)
-                    .request(secret.request_id)
-                    .detail(json!({
-                        "from": secret.status,
-                        "reason": secret.reason.as_str(),
-                        "provider": secret.provider,
-                    })),
+            service::secrets::shred_in(
+                &mut tx,
+                actor,
+                "retention",
+                secret.id,
+                Some(secret.reason.as_str()),
             )
-            .await?;
-            crate::webhooks::enqueue_shredded(&mut tx, secret.id, "retention").await?;
+            .await
+            .map_err(|e| match e {
+                SecretError::Db(e) => e,
+                // Claimed rows are live and locked by this transaction.
+                other => sqlx::Error::Protocol(format!("retention: {other}")),
+            })?;
             match secret.reason {
                 ShredReason::Ingested => batch.shredded_ingested += 1,
                 ShredReason::Unclaimed => batch.shredded_unclaimed += 1,

@@ -4,8 +4,9 @@
 //! `check.run` is written (and, on the public page, the attempt counted)
 //! before the decryption; `check.completed` carries the result.
 
-use crate::crypto::{Context, CryptoError};
-use crate::kms::{KeyError, Keys, KmsError};
+use super::secrets::{self as secrets_service, SecretError};
+use crate::crypto::CryptoError;
+use crate::kms::Keys;
 use crate::providers::live::Checker;
 use crate::providers::{self, CheckResult};
 use crate::store::audit::{self, Actor, NewEvent};
@@ -16,22 +17,8 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RecheckError {
-    #[error("no secret with that id")]
-    NotFound,
-    #[error("this secret was shredded")]
-    Shredded,
-    #[error("the KEK {0:?} is not configured")]
-    KekUnavailable(String),
-    #[error("decryption failed: {0}")]
-    Crypto(CryptoError),
-    /// The KMS holding the key could not be asked.
-    #[error("the KMS is unavailable: {0}")]
-    KmsUnavailable(KmsError),
-    #[error(transparent)]
-    Db(#[from] sqlx::Error),
-}
+/// Why a re-check did not run: the secret actions' one error type.
+pub type RecheckError = SecretError;
 
 /// Audits, decrypts, checks, stores the result and audits that.
 pub async fn recheck(
@@ -74,12 +61,9 @@ async fn run(
     id: Uuid,
     limit: Option<i64>,
 ) -> Result<Option<(SecretMeta, CheckResult)>, RecheckError> {
-    let (meta, envelope) = {
+    let (meta, plaintext) = {
         let mut tx = db.begin().await?;
-        let locked = secrets::lock(&mut tx, id)
-            .await?
-            .ok_or(RecheckError::NotFound)?;
-        let envelope = locked.envelope.ok_or(RecheckError::Shredded)?;
+        let sealed = secrets_service::lock(&mut tx, id).await?;
         if let Some(limit) = limit {
             // Parallel claims wait on the row lock above, so this count is exact.
             if secrets::public_recheck_count(&mut *tx, id).await? >= limit {
@@ -91,28 +75,17 @@ async fn run(
             &mut *tx,
             NewEvent::success(actor, "check.run")
                 .secret(id)
-                .request(locked.meta.request_id)
-                .detail(json!({ "provider": locked.meta.provider, "kek_id": envelope.kek_id })),
+                .request(sealed.meta.request_id)
+                .detail(
+                    json!({ "provider": sealed.meta.provider, "kek_id": sealed.envelope.kek_id }),
+                ),
         )
         .await?;
         tx.commit().await?;
-        (locked.meta, envelope)
+        // Opened after `check.run` is committed: the record comes first.
+        let plaintext = sealed.open(keys).await?.plaintext;
+        (sealed.meta, plaintext)
     };
-    let ctx = Context {
-        secret_id: id,
-        provider: &meta.provider,
-    };
-    let plaintext =
-        keys.open(ctx, &envelope)
-            .await
-            .map_err(|e| match e {
-                KeyError::Crypto(CryptoError::UnknownKek(k))
-                | KeyError::Kms(KmsError::NotMine(k)) => RecheckError::KekUnavailable(k),
-                KeyError::Kms(e) if e.is_unavailable() => RecheckError::KmsUnavailable(e),
-                KeyError::Kms(_) => RecheckError::Crypto(CryptoError::Authentication),
-                KeyError::Crypto(other) => RecheckError::Crypto(other),
-            })?
-            .plaintext;
     let provider = providers::find(&meta.provider).ok_or(RecheckError::NotFound)?;
     let fields: BTreeMap<String, Zeroizing<String>> = serde_json::from_slice(&plaintext)
         .map_err(|_| RecheckError::Crypto(CryptoError::Authentication))?;

@@ -2,5 +2,6 @@
 
 pub mod checks;
 pub mod links;
+pub mod secrets;
 pub mod submission;
 pub mod tokens;

@@ -8,6 +8,7 @@ use super::audit::NewEvent;
 use super::requests::DropRequest;
 use super::secrets::NewSecret;
 use crate::crypto::FingerprintKind;
+use crate::domain::SecretStatus;
 use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
@@ -172,8 +173,8 @@ pub async fn reveal(
         r#"WITH s AS (
              SELECT id, status FROM secrets WHERE id = $1 AND payload IS NOT NULL FOR UPDATE),
            up AS (
-             UPDATE secrets t SET status = 'revealed', revealed_at = coalesce(t.revealed_at, now())
-             FROM s WHERE t.id = s.id AND s.status = 'received'),
+             UPDATE secrets t SET status = $13, revealed_at = coalesce(t.revealed_at, now())
+             FROM s WHERE t.id = s.id AND s.status = $14),
            ev AS (
              INSERT INTO audit_events (actor_kind, actor_id, actor_name, client_ip, action, outcome, secret_id,
                                        request_id, detail)
@@ -195,6 +196,8 @@ pub async fn reveal(
         &ids,
         &types as &[&str],
         &payloads,
+        SecretStatus::Revealed.as_str(),
+        SecretStatus::Received.as_str(),
     )
     .fetch_one(db)
     .await

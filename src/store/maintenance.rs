@@ -5,6 +5,7 @@
 //! processes (replicas, a CLI run beside the servers) can work through the same
 //! table at once and each row is handled by exactly one of them.
 
+use crate::domain::SecretStatus;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
@@ -135,7 +136,8 @@ pub enum ShredReason {
 impl ShredReason {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Ingested => "ingested",
+            // Named after the status the rule looks at.
+            Self::Ingested => SecretStatus::Ingested.as_str(),
             Self::Unclaimed => "unclaimed",
         }
     }
@@ -147,7 +149,7 @@ pub struct DueForShred {
     pub id: Uuid,
     pub request_id: Uuid,
     pub provider: String,
-    pub status: String,
+    pub status: SecretStatus,
     pub reason: ShredReason,
 }
 
@@ -161,22 +163,24 @@ pub async fn claim_due_for_shred(
     limit: i64,
 ) -> sqlx::Result<Vec<DueForShred>> {
     let rows = sqlx::query!(
-        r#"SELECT id, request_id, provider, status FROM secrets
-           WHERE (status = 'ingested' AND ingested_at <= $1)
-              OR (status = 'received' AND created_at <= $2)
+        r#"SELECT id, request_id, provider, status AS "status: SecretStatus" FROM secrets
+           WHERE (status = $4 AND ingested_at <= $1)
+              OR (status = $5 AND created_at <= $2)
            ORDER BY created_at, id
            LIMIT $3
            FOR UPDATE SKIP LOCKED"#,
         ingested_before,
         unclaimed_before,
-        limit
+        limit,
+        SecretStatus::Ingested.as_str(),
+        SecretStatus::Received.as_str()
     )
     .fetch_all(tx)
     .await?;
     Ok(rows
         .into_iter()
         .map(|r| DueForShred {
-            reason: if r.status == "ingested" {
+            reason: if r.status == SecretStatus::Ingested {
                 ShredReason::Ingested
             } else {
                 ShredReason::Unclaimed
@@ -197,13 +201,15 @@ pub async fn count_due_for_shred(
     unclaimed_before: Option<DateTime<Utc>>,
 ) -> sqlx::Result<(i64, i64)> {
     let r = sqlx::query!(
-        r#"SELECT count(*) FILTER (WHERE status = 'ingested' AND ingested_at <= $1) AS "ingested!",
-                  count(*) FILTER (WHERE status = 'received' AND created_at <= $2) AS "unclaimed!"
+        r#"SELECT count(*) FILTER (WHERE status = $3 AND ingested_at <= $1) AS "ingested!",
+                  count(*) FILTER (WHERE status = $4 AND created_at <= $2) AS "unclaimed!"
            FROM secrets
-           WHERE (status = 'ingested' AND ingested_at <= $1)
-              OR (status = 'received' AND created_at <= $2)"#,
+           WHERE (status = $3 AND ingested_at <= $1)
+              OR (status = $4 AND created_at <= $2)"#,
         ingested_before,
-        unclaimed_before
+        unclaimed_before,
+        SecretStatus::Ingested.as_str(),
+        SecretStatus::Received.as_str()
     )
     .fetch_one(db)
     .await?;

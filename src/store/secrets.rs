@@ -1,6 +1,7 @@
 //! Encrypted secrets and their metadata.
 
 use crate::crypto::{Envelope, Fingerprint, FingerprintKind};
+use crate::domain::SecretStatus;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -21,7 +22,7 @@ pub struct SecretMeta {
     /// `legacy` (written before fingerprints were keyed).
     pub fingerprint_kind: String,
     pub kek_id: Option<String>,
-    pub status: String,
+    pub status: SecretStatus,
     #[serde(rename = "check")]
     pub check_result: Value,
     pub created_at: DateTime<Utc>,
@@ -136,7 +137,7 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Secre
     sqlx::query_as!(
         SecretMeta,
         r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint, fingerprint_kind,
-                  kek_id, status, check_result, created_at, revealed_at, ingested_at, shredded_at
+                  kek_id, status AS "status: SecretStatus", check_result, created_at, revealed_at, ingested_at, shredded_at
            FROM secrets WHERE id = $1"#,
         id
     )
@@ -147,7 +148,7 @@ pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Secre
 /// Filters for listing; `None` means any.
 #[derive(Debug, Default)]
 pub struct Filter<'a> {
-    pub status: Option<&'a str>,
+    pub status: Option<SecretStatus>,
     pub provider: Option<&'a str>,
     pub organization: Option<&'a str>,
 }
@@ -161,13 +162,13 @@ pub async fn list(
     sqlx::query_as!(
         SecretMeta,
         r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint, fingerprint_kind,
-                  kek_id, status, check_result, created_at, revealed_at, ingested_at, shredded_at
+                  kek_id, status AS "status: SecretStatus", check_result, created_at, revealed_at, ingested_at, shredded_at
            FROM secrets
            WHERE ($1::text IS NULL OR status = $1)
              AND ($2::text IS NULL OR provider = $2)
              AND ($3::text IS NULL OR organization = $3)
            ORDER BY created_at DESC, id LIMIT $4"#,
-        f.status,
+        f.status.map(SecretStatus::as_str),
         f.provider,
         f.organization,
         limit
@@ -194,7 +195,7 @@ struct SealedRow {
     fingerprint: String,
     fingerprint_kind: String,
     kek_id: Option<String>,
-    status: String,
+    status: SecretStatus,
     check_result: Value,
     created_at: DateTime<Utc>,
     revealed_at: Option<DateTime<Utc>>,
@@ -243,7 +244,7 @@ pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Locked
     let row = sqlx::query_as!(
         SealedRow,
         r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint, fingerprint_kind,
-                  kek_id, status, check_result, created_at, revealed_at, ingested_at, shredded_at,
+                  kek_id, status AS "status: SecretStatus", check_result, created_at, revealed_at, ingested_at, shredded_at,
                   payload, wrapped_dek, format_version
            FROM secrets WHERE id = $1 FOR UPDATE"#,
         id
@@ -260,7 +261,7 @@ pub async fn sealed(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Lo
     let row = sqlx::query_as!(
         SealedRow,
         r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint, fingerprint_kind,
-                  kek_id, status, check_result, created_at, revealed_at, ingested_at, shredded_at,
+                  kek_id, status AS "status: SecretStatus", check_result, created_at, revealed_at, ingested_at, shredded_at,
                   payload, wrapped_dek, format_version
            FROM secrets WHERE id = $1"#,
         id
@@ -272,18 +273,21 @@ pub async fn sealed(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Lo
 
 /// Moves a locked secret to `status`, stamping the matching time column.
 /// Shredding also deletes the ciphertext and wrapped data key.
-pub async fn set_status(tx: &mut PgConnection, id: Uuid, status: &str) -> sqlx::Result<()> {
+pub async fn set_status(tx: &mut PgConnection, id: Uuid, status: SecretStatus) -> sqlx::Result<()> {
     sqlx::query!(
         r#"UPDATE secrets SET
              status = $2,
-             revealed_at = CASE WHEN $2 = 'revealed' THEN coalesce(revealed_at, now()) ELSE revealed_at END,
-             ingested_at = CASE WHEN $2 = 'ingested' THEN now() ELSE ingested_at END,
-             shredded_at = CASE WHEN $2 = 'shredded' THEN now() ELSE shredded_at END,
-             payload     = CASE WHEN $2 = 'shredded' THEN NULL ELSE payload END,
-             wrapped_dek = CASE WHEN $2 = 'shredded' THEN NULL ELSE wrapped_dek END
+             revealed_at = CASE WHEN $3 THEN coalesce(revealed_at, now()) ELSE revealed_at END,
+             ingested_at = CASE WHEN $4 THEN now() ELSE ingested_at END,
+             shredded_at = CASE WHEN $5 THEN now() ELSE shredded_at END,
+             payload     = CASE WHEN $5 THEN NULL ELSE payload END,
+             wrapped_dek = CASE WHEN $5 THEN NULL ELSE wrapped_dek END
            WHERE id = $1"#,
         id,
-        status
+        status.as_str(),
+        status == SecretStatus::Revealed,
+        status == SecretStatus::Ingested,
+        status == SecretStatus::Shredded
     )
     .execute(tx)
     .await?;

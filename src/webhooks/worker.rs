@@ -206,13 +206,7 @@ pub fn slack_text(payload: &Value) -> String {
 
 /// The actor for things Keydrop does on its own.
 fn system() -> Actor {
-    Actor {
-        kind: "system",
-        id: None,
-        name: Some("keydrop".into()),
-        client_ip: None,
-        oidc: None,
-    }
+    Actor::system("keydrop")
 }
 
 /// Announces links that expired unused: one `link.expired` audit event and

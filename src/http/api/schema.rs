@@ -37,7 +37,9 @@ impl PartialSchema for SecretStatus {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(SchemaType::Type(Type::String))
-            .enum_values(Some(super::secrets::STATUSES))
+            .enum_values(Some(
+                crate::domain::SecretStatus::ALL.map(crate::domain::SecretStatus::as_str),
+            ))
             .into()
     }
 }

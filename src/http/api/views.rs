@@ -140,7 +140,7 @@ pub struct SecretView {
     /// The KEK that wraps its data key; `null` once shredded.
     pub kek_id: Option<String>,
     #[schema(schema_with = super::schema::secret_status)]
-    pub status: String,
+    pub status: crate::domain::SecretStatus,
     pub check: CheckResult,
     pub created_at: DateTime<Utc>,
     pub revealed_at: Option<DateTime<Utc>>,

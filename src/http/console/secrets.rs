@@ -5,7 +5,7 @@
 use super::links::stamp;
 use super::session::console;
 use super::{ConsoleError, ConsoleUser};
-use crate::domain::Scope;
+use crate::domain::{Scope, SecretStatus};
 use crate::http::pages::render;
 use crate::http::AppState;
 use crate::service::checks::{recheck, RecheckError};
@@ -21,7 +21,6 @@ use serde_json::Value;
 use uuid::Uuid;
 
 const NOT_FOUND: &str = "no secret with that id";
-const STATUSES: [&str; 4] = ["received", "revealed", "ingested", "shredded"];
 
 /// A secret as a row or a detail header shows it.
 pub struct SecretRow {
@@ -53,7 +52,7 @@ fn row(s: &SecretMeta) -> SecretRow {
         organization: s.organization.clone(),
         provider: s.provider.clone(),
         submitter: format!("{} <{}>", s.submitter_name, s.submitter_email),
-        status: s.status.clone(),
+        status: s.status.to_string(),
         check,
         check_label,
         fingerprint: s.fingerprint.clone(),
@@ -85,13 +84,10 @@ pub async fn list(
     let status = q.status.unwrap_or_default();
     let filter_status = match status.as_str() {
         "" | "all" => None,
-        s if STATUSES.contains(&s) => Some(s),
-        s => {
-            return Err(ConsoleError::BadRequest(format!(
-                "unknown status {s:?}: use one of {}",
-                STATUSES.join(", ")
-            )))
-        }
+        s => Some(
+            s.parse::<SecretStatus>()
+                .map_err(ConsoleError::BadRequest)?,
+        ),
     };
     let search = q.q.unwrap_or_default();
     let needle = search.trim().to_lowercase();
@@ -226,7 +222,7 @@ pub async fn show(
             .unwrap_or_default(),
         checked_at: text("checked_at"),
         events: timeline(events),
-        shredded: meta.status == "shredded",
+        shredded: meta.status == SecretStatus::Shredded,
         s: row(&meta),
     }))
 }

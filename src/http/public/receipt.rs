@@ -2,6 +2,7 @@
 
 use super::provider_of;
 use crate::crypto::{Fingerprint, FingerprintKind};
+use crate::domain::SecretStatus;
 use crate::http::client_ip::ClientIp;
 use crate::http::csrf::check_origin;
 use crate::http::error::PageError;
@@ -9,7 +10,7 @@ use crate::http::form::Form;
 use crate::http::pages::{render, ErrorPage, ReceiptPage};
 use crate::http::AppState;
 use crate::providers::{thousands, CheckResult, CheckStatus, Provider};
-use crate::service::checks::{recheck_within, RecheckError};
+use crate::service::checks::recheck_within;
 use crate::store::audit::Actor;
 use crate::store::requests::{self, DropRequest};
 use crate::store::secrets::{self, SecretMeta};
@@ -59,7 +60,7 @@ pub(super) async fn check_again(
             hint: RECEIVED,
         });
     }
-    if Utc::now() - meta.created_at > RECHECK_WINDOW || meta.status != "received" {
+    if Utc::now() - meta.created_at > RECHECK_WINDOW || meta.status != SecretStatus::Received {
         return Err(PageError::Gone {
             title: "This check can no longer be repeated here",
             message: "Our team has taken over this credential and will check it again themselves.",
@@ -77,18 +78,12 @@ pub(super) async fn check_again(
         id,
         RECHECK_LIMIT,
     )
-    .await
+    .await?
     {
-        Ok(Some((_, result))) => result,
-        Ok(None) => last.unwrap_or_else(|| {
+        Some((_, result)) => result,
+        None => last.unwrap_or_else(|| {
             CheckResult::unverified("this credential was checked as often as the page allows")
         }),
-        Err(RecheckError::Db(e)) => return Err(e.into()),
-        Err(RecheckError::KmsUnavailable(e)) => {
-            tracing::error!(error = %e, "KMS unavailable: public re-check refused");
-            return Err(PageError::Unavailable);
-        }
-        Err(e) => return Err(anyhow::Error::new(e).into()),
     };
     Ok(receipt(
         state,
