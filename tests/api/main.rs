@@ -7,6 +7,7 @@ mod auth;
 mod binary;
 mod checks;
 mod console;
+mod console_actions;
 mod console_tokens;
 mod drop_flow;
 mod edges;

@@ -6,6 +6,7 @@
 //! the same service functions as the API and CLI, so every action writes the
 //! same audit events; the actor is the signed-in person (`oidc`).
 
+mod actions;
 mod admin;
 mod audit;
 mod auth;
@@ -90,6 +91,9 @@ pub fn router() -> Router<AppState> {
         .route("/secrets", get(secrets::list))
         .route("/secrets/{id}", get(secrets::show))
         .route("/secrets/{id}/check", post(secrets::check))
+        .route("/secrets/{id}/reveal", post(actions::reveal))
+        .route("/secrets/{id}/ingested", post(actions::ingested))
+        .route("/secrets/{id}/shred", post(actions::shred))
         .route("/audit", get(audit::search))
         .route("/audit/export", get(audit::export))
         .route("/tokens", get(admin::tokens).post(admin::create_token))

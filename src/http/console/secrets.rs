@@ -158,6 +158,7 @@ struct DetailPage<'a> {
     checked_at: String,
     events: Vec<TimelineEntry>,
     shredded: bool,
+    can_ingest: bool,
 }
 
 async fn load(state: &AppState, id: &str) -> Result<SecretMeta, ConsoleError> {
@@ -223,6 +224,7 @@ pub async fn show(
         checked_at: text("checked_at"),
         events: timeline(events),
         shredded: meta.status == SecretStatus::Shredded,
+        can_ingest: meta.status == SecretStatus::Revealed,
         s: row(&meta),
     }))
 }
