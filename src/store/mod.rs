@@ -87,6 +87,24 @@ pub async fn connect(url: &secrecy::SecretString) -> anyhow::Result<PgPool> {
                 Ok(true)
             })
         })
+        // A submission or a reveal writes in one statement (store::actions)
+        // with no transaction around it, so nothing waits for the client's
+        // COMMIT: a statement still queued on a row lock when this process
+        // goes away (shutdown timeout, SIGKILL) would otherwise run and commit
+        // later, recording a reveal nobody received. Postgres 14+ polls the
+        // socket while a statement runs and cancels it once the client is
+        // gone; older servers lack the setting, so it is set only where known.
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                sqlx::query(
+                    "SELECT set_config('client_connection_check_interval', '1000', false) \
+                     WHERE current_setting('server_version_num')::int >= 140000",
+                )
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        })
         // Short, so a database outage answers 503 quickly instead of piling up
         // requests; connections are re-established on their own once it is back.
         .acquire_timeout(Duration::from_secs(2))

@@ -276,6 +276,13 @@ async fn the_shutdown_timeout_bounds_requests_that_never_finish(db: PgPool) {
         reveal.await.unwrap().is_err(),
         "the unfinished request was cut off"
     );
+    // The server is gone; its statement, queued on our lock, must be
+    // cancelled by Postgres (client_connection_check_interval) rather than
+    // run and commit once the lock is released.
+    eventually("the dead server's statement to stop waiting on the row lock", || async {
+        lock_waiters(&db).await == 0
+    })
+    .await;
     lock.commit().await.unwrap();
     // The reveal is one statement (store::actions): Postgres may still run it
     // once the lock is free, though the process that sent it is gone (a
