@@ -292,8 +292,7 @@ impl Config {
         let oidc = OidcConfig::from_lookup(env, internal_url.as_ref())?;
         let mail = crate::mail::config::from_lookup(env, internal_url.clone())
             .map_err(anyhow::Error::msg)?;
-        let brand =
-            std::sync::Arc::new(crate::http::brand::from_lookup(env).map_err(anyhow::Error::msg)?);
+        let brand = std::sync::Arc::new(brand_from_lookup(env).map_err(anyhow::Error::msg)?);
         Ok(Self {
             kms: crate::kms::KmsConfig::from_lookup(env)?,
             oidc,
@@ -444,14 +443,54 @@ pub fn load_keyring_from(env: Env<'_>) -> anyhow::Result<Keyring> {
     Keyring::parse(&spec).with_context(|| format!("invalid KEK ring in {source}"))
 }
 
-/// Joins the public base URL and a drop-link token.
-pub fn drop_url(base: &Url, token: &str) -> String {
-    format!("{}/d/{token}", base.as_str().trim_end_matches('/'))
+/// Reads the brand variables; a bad value is an error naming its variable.
+fn brand_from_lookup(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::domain::brand::Brand, String> {
+    let mut brand = crate::domain::brand::Brand::default();
+    if let Some(name) = env("KEYDROP_BRAND_NAME") {
+        brand.name = crate::domain::text::identifier(&name, 100)
+            .map_err(|e| format!("KEYDROP_BRAND_NAME {e}"))?
+            .to_owned();
+    }
+    if let Some(path) = env("KEYDROP_BRAND_LOGO_FILE") {
+        let bytes = std::fs::read(&path)
+            .map_err(|e| format!("KEYDROP_BRAND_LOGO_FILE={path:?} cannot be read: {e}"))?;
+        brand.logo = Some(
+            crate::domain::brand::Logo::parse(bytes)
+                .map_err(|e| format!("KEYDROP_BRAND_LOGO_FILE={path:?}: {e}"))?,
+        );
+    }
+    if let Some(c) = env("KEYDROP_BRAND_COLOR") {
+        brand.color = crate::domain::brand::parse_color(&c)
+            .map_err(|e| format!("KEYDROP_BRAND_COLOR: {e}"))?;
+    }
+    if let Some(e) = env("KEYDROP_SUPPORT_EMAIL") {
+        brand.support_email = Some(
+            crate::domain::Email::parse(&e)
+                .map_err(|m| format!("KEYDROP_SUPPORT_EMAIL={e:?}: {m}"))?
+                .as_str()
+                .to_owned(),
+        );
+    }
+    if let Some(u) = env("KEYDROP_PRIVACY_URL") {
+        let ok = url::Url::parse(u.trim())
+            .ok()
+            .filter(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some());
+        brand.privacy_url = Some(
+            ok.ok_or_else(|| {
+                format!("KEYDROP_PRIVACY_URL={u:?} must be an http:// or https:// URL")
+            })?
+            .to_string(),
+        );
+    }
+    Ok(brand)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::drop_url;
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {

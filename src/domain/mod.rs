@@ -21,4 +21,4 @@ pub use net::{IpNet, ProxyConfig};
 pub use rate_limit::RateLimit;
 pub use scope::{Scope, Scopes};
 pub use status::SecretStatus;
-pub use token::{DropToken, LoginSecret, SessionSecret, StaffSecret, TokenHash};
+pub use token::{drop_url, DropToken, LoginSecret, SessionSecret, StaffSecret, TokenHash};

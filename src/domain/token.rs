@@ -130,6 +130,11 @@ impl<K: TokenKind> fmt::Debug for Token<K> {
     }
 }
 
+/// Joins the public base URL and a drop-link token: the drop link.
+pub fn drop_url(base: &url::Url, token: &str) -> String {
+    format!("{}/d/{token}", base.as_str().trim_end_matches('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,7 @@
 //! too. `templates/base.html` marks the places; the layer replaces them with
 //! fragments rendered once at start-up (askama, so every value is escaped).
 
-use crate::domain::brand::{parse_color, Brand, Logo};
-use crate::domain::{text, Email};
+use crate::domain::brand::{Brand, Logo};
 use askama::Template;
 use axum::body::Body;
 use axum::extract::Request;
@@ -20,45 +19,6 @@ use axum::routing::get;
 use axum::Router;
 use ring::digest::{digest, SHA256};
 use std::sync::Arc;
-
-/// Reads the brand variables; a bad value is an error naming its variable.
-pub fn from_lookup(env: &dyn Fn(&str) -> Option<String>) -> Result<Brand, String> {
-    let mut brand = Brand::default();
-    if let Some(name) = env("KEYDROP_BRAND_NAME") {
-        brand.name = text::identifier(&name, 100)
-            .map_err(|e| format!("KEYDROP_BRAND_NAME {e}"))?
-            .to_owned();
-    }
-    if let Some(path) = env("KEYDROP_BRAND_LOGO_FILE") {
-        let bytes = std::fs::read(&path)
-            .map_err(|e| format!("KEYDROP_BRAND_LOGO_FILE={path:?} cannot be read: {e}"))?;
-        brand.logo =
-            Some(Logo::parse(bytes).map_err(|e| format!("KEYDROP_BRAND_LOGO_FILE={path:?}: {e}"))?);
-    }
-    if let Some(c) = env("KEYDROP_BRAND_COLOR") {
-        brand.color = parse_color(&c).map_err(|e| format!("KEYDROP_BRAND_COLOR: {e}"))?;
-    }
-    if let Some(e) = env("KEYDROP_SUPPORT_EMAIL") {
-        brand.support_email = Some(
-            Email::parse(&e)
-                .map_err(|m| format!("KEYDROP_SUPPORT_EMAIL={e:?}: {m}"))?
-                .as_str()
-                .to_owned(),
-        );
-    }
-    if let Some(u) = env("KEYDROP_PRIVACY_URL") {
-        let ok = url::Url::parse(u.trim())
-            .ok()
-            .filter(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some());
-        brand.privacy_url = Some(
-            ok.ok_or_else(|| {
-                format!("KEYDROP_PRIVACY_URL={u:?} must be an http:// or https:// URL")
-            })?
-            .to_string(),
-        );
-    }
-    Ok(brand)
-}
 
 #[derive(Template)]
 #[template(

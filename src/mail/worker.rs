@@ -169,7 +169,7 @@ impl Mailer {
                     Failure::final_(format!("the link's sealed token cannot be opened: {e}"))
                 })?;
                 let url =
-                    zeroize::Zeroizing::new(crate::config::drop_url(&self.public_url, &token));
+                    zeroize::Zeroizing::new(crate::domain::drop_url(&self.public_url, &token));
                 let provider = providers::find(&link.provider);
                 let mail = LinkMail {
                     brand: &self.brand,

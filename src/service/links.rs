@@ -1,7 +1,7 @@
 //! Creating and revoking drop links.
 
-use crate::config::drop_url;
 use crate::crypto::Keyring;
+use crate::domain::drop_url;
 use crate::domain::{text, DropToken, Email, HumanDuration};
 use crate::providers::{self, Provider};
 use crate::store::audit::{self, Actor, NewEvent};
