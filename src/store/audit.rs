@@ -54,15 +54,26 @@ impl<'a> NewEvent<'a> {
     }
 }
 
+impl NewEvent<'_> {
+    /// The detail as stored: a person signed in through SSO is named under
+    /// `actor` (issuer, subject, email, session). Every writer of an event
+    /// (`record` and the one-statement actions in `store::actions`) stores
+    /// this, so the trail names the person whichever path wrote it.
+    pub fn stored_detail(&self) -> Value {
+        let mut detail = self.detail.clone();
+        if let (Some(who), Value::Object(map)) = (&self.actor.oidc, &mut detail) {
+            map.insert(
+                "actor".into(),
+                serde_json::to_value(who).unwrap_or(Value::Null),
+            );
+        }
+        detail
+    }
+}
+
 /// Appends an event; callers pass their transaction so action and record commit together.
 pub async fn record(db: impl PgExecutor<'_>, e: NewEvent<'_>) -> sqlx::Result<i64> {
-    let mut detail = e.detail;
-    if let (Some(who), Value::Object(map)) = (&e.actor.oidc, &mut detail) {
-        map.insert(
-            "actor".into(),
-            serde_json::to_value(who).unwrap_or(Value::Null),
-        );
-    }
+    let detail = e.stored_detail();
     sqlx::query_scalar!(
         r#"INSERT INTO audit_events (actor_kind, actor_id, actor_name, client_ip, action, outcome, secret_id, request_id, detail)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"#,
