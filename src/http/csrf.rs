@@ -39,48 +39,10 @@ impl CsrfKey {
         }
     }
 
-    /// Reuses the browser's nonce when it has a well-formed one, else makes one.
-    /// Returns the nonce and, when new, the `Set-Cookie` value to send.
-    pub fn nonce(&self, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
-        if let Some(n) = self.cookie(headers) {
-            return (n, None);
-        }
-        let mut bytes = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .expect("system random number generator");
-        let nonce = URL_SAFE_NO_PAD.encode(bytes);
-        let cookie = format!(
-            "{}={nonce}; Path=/; HttpOnly; SameSite=Strict; Max-Age=86400{}",
-            self.cookie_name,
-            if self.secure { "; Secure" } else { "" }
-        );
-        let value = HeaderValue::from_str(&cookie).expect("cookie is ASCII");
-        (nonce, Some(value))
-    }
-
-    /// The token to embed in the form for this link and nonce.
-    pub fn token(&self, link_id: Uuid, nonce: &str) -> String {
-        URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, &message(link_id, nonce)).as_ref())
-    }
-
-    /// Checks a submitted token against the cookie, in constant time.
-    /// [`MISSING_COOKIE`] means the browser sent no cookie at all (cookies
-    /// blocked, or the page open longer than the cookie lives).
-    pub fn verify(
-        &self,
-        headers: &HeaderMap,
-        link_id: Uuid,
-        submitted: Option<&str>,
-    ) -> Result<(), &'static str> {
-        let nonce = self.cookie(headers).ok_or(MISSING_COOKIE)?;
-        let tag = submitted
-            .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
-            .ok_or("missing or malformed token")?;
-        hmac::verify(&self.key, &message(link_id, &nonce), &tag).map_err(|_| "token does not match")
-    }
-
-    fn cookie(&self, headers: &HeaderMap) -> Option<String> {
+    /// The browser's form cookie, when it has a well-formed one. The one
+    /// place the `Cookie` header is read: a handler reads it once and passes
+    /// the [`Nonce`] to every check of the request.
+    pub fn cookie(&self, headers: &HeaderMap) -> Option<Nonce> {
         headers
             .get_all(header::COOKIE)
             .iter()
@@ -88,12 +50,68 @@ impl CsrfKey {
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(k, _)| *k == self.cookie_name)
-            .map(|(_, v)| v.to_owned())
+            .map(|(_, v)| v)
             .filter(|v| {
                 v.len() == 43
                     && v.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             })
+            .map(|v| Nonce(v.to_owned()))
+    }
+
+    /// The token to embed in the form for this link and nonce.
+    pub fn token(&self, link_id: Uuid, nonce: &Nonce) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, &message(link_id, &nonce.0)).as_ref())
+    }
+
+    /// Checks a submitted token against the cookie's nonce, in constant time,
+    /// and answers the nonce it verified. [`MISSING_COOKIE`] means the
+    /// browser sent no cookie at all (cookies blocked, or the page open
+    /// longer than the cookie lives).
+    pub fn verify<'n>(
+        &self,
+        nonce: Option<&'n Nonce>,
+        link_id: Uuid,
+        submitted: Option<&str>,
+    ) -> Result<&'n Nonce, &'static str> {
+        let nonce = nonce.ok_or(MISSING_COOKIE)?;
+        let tag = submitted
+            .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
+            .ok_or("missing or malformed token")?;
+        hmac::verify(&self.key, &message(link_id, &nonce.0), &tag)
+            .map_err(|_| "token does not match")?;
+        Ok(nonce)
+    }
+}
+
+/// The random value in the browser's form cookie, which the form's token and
+/// submission id are bound to. Read once per request ([`CsrfKey::cookie`]);
+/// `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Nonce(String);
+
+impl Nonce {
+    /// A new random nonce, for a browser that has none yet (sent back in the
+    /// cookie by `CsrfKey::renew`).
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .expect("system random number generator");
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// SHA-256 of the nonce: what a receipt is bound to.
+    pub fn browser_hash(&self) -> Vec<u8> {
+        ring::digest::digest(&ring::digest::SHA256, self.0.as_bytes())
+            .as_ref()
+            .to_vec()
+    }
+}
+
+impl std::fmt::Debug for Nonce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Nonce([redacted])")
     }
 }
 
@@ -113,7 +131,7 @@ pub struct SubmissionId {
 impl CsrfKey {
     /// A fresh submission id for a form served now: `payload.tag`, where the
     /// payload is the serving time and 16 random bytes.
-    pub fn submission_id(&self, link_id: Uuid, nonce: &str, served_at: DateTime<Utc>) -> String {
+    pub fn submission_id(&self, link_id: Uuid, nonce: &Nonce, served_at: DateTime<Utc>) -> String {
         let mut payload = served_at.timestamp().to_be_bytes().to_vec();
         let mut random = [0u8; 16];
         SystemRandom::new()
@@ -121,24 +139,23 @@ impl CsrfKey {
             .expect("system random number generator");
         payload.extend_from_slice(&random);
         let payload = URL_SAFE_NO_PAD.encode(payload);
-        let tag = hmac::sign(&self.key, &submission_message(link_id, nonce, &payload));
+        let tag = hmac::sign(&self.key, &submission_message(link_id, &nonce.0, &payload));
         format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
-    /// Checks a submitted id against the cookie and the link; `None` when it is
-    /// absent, malformed or forged.
+    /// Checks a submitted id against the cookie's nonce and the link; `None`
+    /// when it is absent, malformed or forged.
     pub fn verify_submission_id(
         &self,
-        headers: &HeaderMap,
+        nonce: &Nonce,
         link_id: Uuid,
         submitted: Option<&str>,
     ) -> Option<SubmissionId> {
-        let nonce = self.cookie(headers)?;
         let (payload, tag) = submitted?.split_once('.')?;
         let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
         hmac::verify(
             &self.key,
-            &submission_message(link_id, &nonce, payload),
+            &submission_message(link_id, &nonce.0, payload),
             &tag,
         )
         .ok()?;
@@ -150,24 +167,14 @@ impl CsrfKey {
         })
     }
 
-    /// SHA-256 of this browser's nonce: what a receipt is bound to. `None`
-    /// without a cookie.
-    pub fn browser_hash(&self, headers: &HeaderMap) -> Option<Vec<u8>> {
-        let nonce = self.cookie(headers)?;
-        Some(
-            ring::digest::digest(&ring::digest::SHA256, nonce.as_bytes())
-                .as_ref()
-                .to_vec(),
-        )
-    }
-
     /// `Set-Cookie` renewing `nonce` for at least `max_age` (never less than a
     /// day), so the cookie outlives the link and its grace period.
-    pub fn renew(&self, nonce: &str, max_age: chrono::Duration) -> HeaderValue {
+    pub fn renew(&self, nonce: &Nonce, max_age: chrono::Duration) -> HeaderValue {
         let secs = max_age.num_seconds().max(86_400);
         let cookie = format!(
-            "{}={nonce}; Path=/; HttpOnly; SameSite=Strict; Max-Age={secs}{}",
+            "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={secs}{}",
             self.cookie_name,
+            nonce.0,
             if self.secure { "; Secure" } else { "" }
         );
         HeaderValue::from_str(&cookie).expect("cookie is ASCII")
@@ -223,57 +230,79 @@ mod tests {
         h
     }
 
+    /// The nonce as the browser sends it back.
+    fn cookie_of(k: &CsrfKey, nonce: &Nonce) -> Option<Nonce> {
+        k.cookie(&with_cookie(&nonce.0))
+    }
+
     #[test]
     fn a_token_verifies_only_with_its_cookie_link_and_key() {
         let k = key(1);
-        let (nonce, set) = k.nonce(&HeaderMap::new());
-        assert!(set.unwrap().to_str().unwrap().contains("SameSite=Strict"));
+        let nonce = Nonce::generate();
+        let set = k.renew(&nonce, chrono::Duration::hours(1));
+        assert!(set.to_str().unwrap().contains("SameSite=Strict"));
         let link = Uuid::new_v4();
         let token = k.token(link, &nonce);
-        let headers = with_cookie(&nonce);
-        assert!(k.verify(&headers, link, Some(&token)).is_ok());
-        assert!(k.verify(&headers, Uuid::new_v4(), Some(&token)).is_err());
-        assert!(key(2).verify(&headers, link, Some(&token)).is_err());
-        assert!(k.verify(&HeaderMap::new(), link, Some(&token)).is_err());
-        assert!(k.verify(&headers, link, None).is_err());
-        let (other, _) = k.nonce(&HeaderMap::new());
-        assert!(k.verify(&with_cookie(&other), link, Some(&token)).is_err());
+        let sent = cookie_of(&k, &nonce);
+        assert_eq!(sent.as_ref(), Some(&nonce));
+        assert!(k.verify(sent.as_ref(), link, Some(&token)).is_ok());
+        assert!(k
+            .verify(sent.as_ref(), Uuid::new_v4(), Some(&token))
+            .is_err());
+        assert!(key(2).verify(sent.as_ref(), link, Some(&token)).is_err());
+        assert_eq!(k.verify(None, link, Some(&token)), Err(MISSING_COOKIE));
+        assert!(k.verify(sent.as_ref(), link, None).is_err());
+        let other = Nonce::generate();
+        assert!(k.verify(Some(&other), link, Some(&token)).is_err());
+    }
+
+    #[test]
+    fn only_a_well_formed_cookie_of_our_name_is_read_and_debug_hides_it() {
+        let k = key(1);
+        assert!(k.cookie(&HeaderMap::new()).is_none());
+        assert!(k.cookie(&with_cookie("short")).is_none());
+        assert!(k.cookie(&with_cookie(&"!".repeat(43))).is_none());
+        let nonce = Nonce::generate();
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("keydrop_csrfx={}", nonce.0)).unwrap(),
+        );
+        assert!(k.cookie(&h).is_none(), "another cookie's name");
+        assert!(!format!("{nonce:?}").contains(&nonce.0));
     }
 
     #[test]
     fn a_submission_id_verifies_only_with_its_cookie_and_link_and_carries_its_time() {
         let k = key(1);
-        let (nonce, _) = k.nonce(&HeaderMap::new());
+        let nonce = Nonce::generate();
         let link = Uuid::new_v4();
         let at = DateTime::from_timestamp(1_790_000_000, 0).unwrap();
         let sid = k.submission_id(link, &nonce, at);
-        let headers = with_cookie(&nonce);
-        let ok = k.verify_submission_id(&headers, link, Some(&sid)).unwrap();
+        let ok = k.verify_submission_id(&nonce, link, Some(&sid)).unwrap();
         assert_eq!(ok.served_at, at);
         assert!(sid.starts_with(&ok.id));
         assert_ne!(k.submission_id(link, &nonce, at), sid, "random per form");
         assert!(k
-            .verify_submission_id(&headers, Uuid::new_v4(), Some(&sid))
+            .verify_submission_id(&nonce, Uuid::new_v4(), Some(&sid))
             .is_none());
-        let (other, _) = k.nonce(&HeaderMap::new());
         assert!(k
-            .verify_submission_id(&with_cookie(&other), link, Some(&sid))
+            .verify_submission_id(&Nonce::generate(), link, Some(&sid))
             .is_none());
         // A changed time (to stretch the grace period) breaks the tag.
         let forged = format!("{}{}", &sid[..1], &sid[2..]);
         assert!(k
-            .verify_submission_id(&headers, link, Some(&forged))
+            .verify_submission_id(&nonce, link, Some(&forged))
             .is_none());
-        assert!(k.verify_submission_id(&headers, link, None).is_none());
+        assert!(k.verify_submission_id(&nonce, link, None).is_none());
     }
 
     #[test]
-    fn an_existing_cookie_is_reused() {
-        let k = key(1);
-        let (nonce, _) = k.nonce(&HeaderMap::new());
-        let (again, set) = k.nonce(&with_cookie(&nonce));
-        assert_eq!(nonce, again);
-        assert!(set.is_none());
+    fn nonces_are_random_and_the_browser_hash_is_stable() {
+        let (a, b) = (Nonce::generate(), Nonce::generate());
+        assert_ne!(a, b);
+        assert_eq!(a.browser_hash(), a.clone().browser_hash());
+        assert_ne!(a.browser_hash(), b.browser_hash());
     }
 
     #[test]

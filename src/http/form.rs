@@ -60,6 +60,12 @@ impl Form {
     }
 }
 
+impl crate::service::submission::FormValues for Form {
+    fn get(&self, name: &str) -> Option<&str> {
+        Form::get(self, name)
+    }
+}
+
 fn decode(raw: &[u8]) -> Result<Zeroizing<String>, FormError> {
     let escapes_ok = raw.iter().enumerate().all(|(i, &b)| {
         b != b'%'

@@ -1,10 +1,13 @@
 //! The drop pages: `GET /d/{token}` shows the form, `POST /d/{token}` stores
-//! the credential (`submit`) or re-runs its live check (`receipt`).
+//! the credential (`submit`, after the transport checks of `drop_form`) or
+//! re-runs its live check (`receipt`).
 
+mod drop_form;
 mod receipt;
 mod submit;
 
 use super::client_ip::{ClientIp, ClientIpKey};
+use super::csrf::Nonce;
 use super::error::PageError;
 use super::pages::{render, DropPage, ErrorPage, FieldView};
 use super::throttle::{retry_after_secs, OncePerWindow};
@@ -28,7 +31,7 @@ use tower_governor::{GovernorError, GovernorLayer};
 
 pub fn router(state: &AppState) -> Router<AppState> {
     let routes = Router::new()
-        .route("/d/{token}", get(show).post(submit::submit))
+        .route("/d/{token}", get(show).post(submit::post))
         .route(
             "/r/{id}",
             get(receipt::show).post(receipt::check_again_here),
@@ -221,15 +224,16 @@ async fn show(
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let link = find_link(&state, ip, &token).await?;
+    let cookie = state.csrf.cookie(&headers);
     let now = Utc::now();
     if link.state(now) != LinkState::Pending {
-        if let Some(page) = already_received(&state, &link, &headers).await? {
+        if let Some(page) = already_received(&state, &link, cookie.as_ref()).await? {
             return Ok(page);
         }
         gone_unless_pending(link.state(now), link.use_count > 0)?;
     }
     let provider = provider_of(&link)?;
-    let (nonce, _) = state.csrf.nonce(&headers);
+    let nonce = cookie.unwrap_or_else(Nonce::generate);
     let fields = provider
         .fields
         .iter()
@@ -244,7 +248,7 @@ async fn show(
 pub(super) fn with_cookie(
     state: &AppState,
     link: &DropRequest,
-    nonce: &str,
+    nonce: &Nonce,
     mut resp: Response,
 ) -> Response {
     let lifetime = link.expires_at + state.config.link_grace - Utc::now();
@@ -258,12 +262,14 @@ pub(super) fn with_cookie(
 pub(super) async fn already_received(
     state: &AppState,
     link: &DropRequest,
-    headers: &HeaderMap,
+    cookie: Option<&Nonce>,
 ) -> Result<Option<Response>, PageError> {
-    let Some(hash) = state.csrf.browser_hash(headers) else {
+    let Some(nonce) = cookie else {
         return Ok(None);
     };
-    let Some((id, at)) = secrets::find_by_browser(&state.db, link.id, &hash).await? else {
+    let Some((id, at)) =
+        secrets::find_by_browser(&state.db, link.id, &nonce.browser_hash()).await?
+    else {
         return Ok(None);
     };
     let message = format!(
@@ -320,7 +326,7 @@ pub(super) fn drop_page<'a>(
     state: &AppState,
     link: &'a DropRequest,
     provider: &'static Provider,
-    nonce: &str,
+    nonce: &Nonce,
     fields: Vec<FieldView>,
 ) -> DropPage<'a> {
     DropPage {
@@ -370,23 +376,4 @@ fn system_name(provider: &Provider) -> &'static str {
     } else {
         provider.short_name
     }
-}
-
-pub(super) async fn reject(
-    state: &AppState,
-    actor: &Actor,
-    link: &DropRequest,
-    reason: &str,
-    detail: serde_json::Value,
-) -> Result<(), PageError> {
-    let mut detail = detail;
-    detail["reason"] = json!(reason);
-    audit::record(
-        &state.db,
-        NewEvent::failure(actor, "secret.rejected", "denied")
-            .request(link.id)
-            .detail(detail),
-    )
-    .await?;
-    Ok(())
 }

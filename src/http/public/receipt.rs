@@ -4,7 +4,7 @@ use super::provider_of;
 use crate::crypto::{Fingerprint, FingerprintKind};
 use crate::domain::SecretStatus;
 use crate::http::client_ip::ClientIp;
-use crate::http::csrf::check_origin;
+use crate::http::csrf::{check_origin, Nonce};
 use crate::http::error::PageError;
 use crate::http::form::Form;
 use crate::http::pages::{render, ErrorPage, ReceiptPage};
@@ -37,7 +37,7 @@ pub(super) async fn check_again(
     link: &DropRequest,
     provider: &'static Provider,
     form: &Form,
-    nonce: &str,
+    nonce: &Nonce,
 ) -> Result<Response, PageError> {
     let id = form
         .get("reference")
@@ -111,7 +111,7 @@ pub(super) fn receipt(
     secret_length: Option<i32>,
     created_at: chrono::DateTime<Utc>,
     check: &CheckResult,
-    nonce: &str,
+    nonce: &Nonce,
 ) -> Response {
     let (check_class, check_title, check_message) = describe(provider, check);
     let can_recheck = provider.check.is_some()
@@ -209,19 +209,20 @@ fn not_yours() -> Response {
     resp
 }
 
-/// The submitting browser's view of secret `raw_id`, with its link and provider.
+/// The submitting browser's view of secret `raw_id` (the browser known by
+/// its form cookie), with its link and provider.
 async fn own_receipt(
     state: &AppState,
-    headers: &HeaderMap,
+    cookie: Option<&Nonce>,
     raw_id: &str,
 ) -> Result<Option<(SecretMeta, DropRequest, &'static Provider)>, PageError> {
     let Ok(id) = Uuid::parse_str(raw_id) else {
         return Ok(None);
     };
-    let Some(hash) = state.csrf.browser_hash(headers) else {
+    let Some(nonce) = cookie else {
         return Ok(None);
     };
-    if !secrets::submitted_by(&state.db, id, &hash).await? {
+    if !secrets::submitted_by(&state.db, id, &nonce.browser_hash()).await? {
         return Ok(None);
     }
     let Some(meta) = secrets::get(&state.db, id).await? else {
@@ -242,12 +243,13 @@ pub(super) async fn show(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
-    let Some((meta, link, provider)) = own_receipt(&state, &headers, &raw_id).await? else {
+    let cookie = state.csrf.cookie(&headers);
+    let Some((meta, link, provider)) = own_receipt(&state, cookie.as_ref(), &raw_id).await? else {
         return Ok(not_yours());
     };
     let check: CheckResult = serde_json::from_value(meta.check_result.clone())
         .map_err(|e| anyhow::anyhow!("stored check result of {} is unreadable: {e}", meta.id))?;
-    let (nonce, _) = state.csrf.nonce(&headers);
+    let nonce = cookie.unwrap_or_else(Nonce::generate);
     Ok(receipt(
         &state,
         &link,
@@ -287,23 +289,24 @@ pub(super) async fn check_again_here(
             "This form was sent from another website, so we did not accept it.",
         ));
     }
-    let Some((meta, link, provider)) = own_receipt(&state, &headers, &raw_id).await? else {
+    let cookie = state.csrf.cookie(&headers);
+    let Some((meta, link, provider)) = own_receipt(&state, cookie.as_ref(), &raw_id).await? else {
         return Ok(not_yours());
     };
     let form = Form::parse(&body)
         .map_err(|e| PageError::BadRequest(format!("The form could not be read: {e}.")))?;
-    if state
+    let verified = state
         .csrf
-        .verify(&headers, link.id, form.get("csrf_token"))
-        .is_err()
-        || form.get("reference") != Some(raw_id.as_str())
-    {
-        return Err(PageError::Forbidden(
-            "Your form session expired or could not be confirmed, so we did not accept it.",
-        ));
-    }
+        .verify(cookie.as_ref(), link.id, form.get("csrf_token"));
+    let nonce = match verified {
+        Ok(nonce) if form.get("reference") == Some(raw_id.as_str()) => nonce,
+        _ => {
+            return Err(PageError::Forbidden(
+                "Your form session expired or could not be confirmed, so we did not accept it.",
+            ))
+        }
+    };
     let actor = Actor::public(Some(ip.0.to_string()));
-    let (nonce, _) = state.csrf.nonce(&headers);
-    check_again(&state, &actor, &link, provider, &form, &nonce).await?;
+    check_again(&state, &actor, &link, provider, &form, nonce).await?;
     Ok(super::see_receipt(meta.id))
 }
