@@ -1,11 +1,11 @@
-//! `keydrop request create|list|revoke`: drop links. With `KEYDROP_API_URL`
+//! `keydrop request create|list|revoke|resend`: drop links. With `KEYDROP_API_URL`
 //! through the internal API; otherwise on the database, through the same
 //! service functions as the API. `--json` prints the API's views either way.
 
 use super::connect;
 use super::remote::Remote;
 use crate::http::api::views::{CreatedLink, EmailStatus, LinkList, LinkView, NewLink};
-use crate::service::links::{self, LinkInput, RawLink, RevokeError};
+use crate::service::links::{self, LinkInput, RawLink, ResendError, RevokeError};
 use crate::store::{audit::Actor, requests};
 use anyhow::{bail, Context as _};
 use chrono::Utc;
@@ -28,6 +28,17 @@ pub enum RequestCmd {
         /// The link's id (printed by `request create`) or the drop link URL itself.
         link: String,
         /// Print the revoked link as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Email a link again, to the address its email went to (needs
+    /// KEYDROP_SMTP_URL). Only a link that can still be used, was emailed,
+    /// and whose email is not still queued. For another address: revoke it
+    /// and create a new one with --send-to.
+    Resend {
+        /// The link's id (printed by `request create`).
+        id: String,
+        /// Print the link as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -130,6 +141,39 @@ pub(super) async fn request(cmd: RequestCmd) -> anyhow::Result<()> {
                 Err(e) => bail!("{e}"),
             }
         }
+        RequestCmd::Resend { id, json } => {
+            let id = parse_link_id(&id)?;
+            match links::resend(&db, &Actor::cli(), id, config.mail.enabled()).await {
+                Ok(r) => {
+                    let mut link = LinkView::new(&r.request, Utc::now());
+                    link.email = Some(EmailStatus::Queued);
+                    print_resent(&link, Some(&r.to), json)?;
+                }
+                Err(ResendError::Db(e)) => return Err(e.into()),
+                Err(e) => bail!("{e}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A link id; the URL is refused (re-sending needs no token, and a URL on
+/// the command line lands in shell history).
+fn parse_link_id(raw: &str) -> anyhow::Result<Uuid> {
+    Uuid::parse_str(raw.trim())
+        .map_err(|_| anyhow::anyhow!("give the link's id (see `keydrop request list`)"))
+}
+
+/// `to`: the address, when known here (the API answer does not name it).
+fn print_resent(link: &LinkView, to: Option<&str>, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(link)?);
+    } else {
+        eprintln!(
+            "drop link {} queued for email again to {}",
+            link.id,
+            to.unwrap_or("the address its email went to")
+        );
     }
     Ok(())
 }
@@ -162,6 +206,18 @@ pub(super) async fn remote(cmd: RequestCmd, api: &Remote) -> anyhow::Result<()> 
                 .call(Method::DELETE, &format!("requests/{id}"), &[], None::<&()>)
                 .await?;
             print_revoked(&revoked, json)?;
+        }
+        RequestCmd::Resend { id, json } => {
+            let id = parse_link_id(&id)?;
+            let link: LinkView = api
+                .call(
+                    Method::POST,
+                    &format!("requests/{id}/resend"),
+                    &[],
+                    None::<&()>,
+                )
+                .await?;
+            print_resent(&link, None, json)?;
         }
     }
     Ok(())

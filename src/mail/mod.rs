@@ -12,6 +12,15 @@
 //! code (bound to the link's id) and the email is built when it is sent; the
 //! sealed token is forgotten once the link can no longer be used. Staff notes
 //! carry metadata only: never credential material, never the drop link.
+//! They go to `KEYDROP_NOTIFY_EMAIL` and, as a message of its own, to the
+//! link's creator when a console user with an email made it.
+//!
+//! Why the sealed token is under the local ring even with a KMS configured
+//! (`docs/email.md`, "Sealed tokens and KMS"): the ring is required in every
+//! deployment (CSRF, fingerprints, webhook ids), the token is also in the
+//! customer's mailbox in clear once sent, it grants a submission, never a
+//! read, and it is deleted once the link can no longer be used; sealing it
+//! locally keeps link creation and delivery independent of the KMS.
 
 pub mod compose;
 pub mod config;
@@ -104,6 +113,23 @@ pub fn submission_note(
     })
 }
 
+/// Queues the drop-link email again, to the address the link's latest email
+/// went to, from the sealed token kept for it (`links::resend` checks that
+/// the link can still be used and holds the link's row lock).
+pub async fn queue_resend(tx: &mut PgConnection, request_id: Uuid, to: &str) -> sqlx::Result<Uuid> {
+    store::insert(
+        &mut *tx,
+        NewMessage {
+            kind: Kind::Link,
+            request_id: Some(request_id),
+            secret_id: None,
+            recipient: Some(to),
+            detail: json!({ "resend": true }),
+        },
+    )
+    .await
+}
+
 /// Queues the staff note for a live check run again that found the
 /// credential invalid or missing permissions; nothing otherwise.
 pub async fn queue_check_failed(
@@ -120,20 +146,17 @@ pub async fn queue_check_failed(
     ) {
         return Ok(());
     }
-    store::insert(
+    store::insert_staff(
         &mut *tx,
-        NewMessage {
-            kind: Kind::CheckFailed,
-            request_id: Some(request_id),
-            secret_id: Some(secret_id),
-            recipient: None,
-            detail: json!({
-                "organization": organization,
-                "provider": provider,
-                "check_status": check.status,
-                "missing": check.missing,
-            }),
-        },
+        Kind::CheckFailed,
+        request_id,
+        secret_id,
+        json!({
+            "organization": organization,
+            "provider": provider,
+            "check_status": check.status,
+            "missing": check.missing,
+        }),
     )
     .await?;
     Ok(())

@@ -122,7 +122,10 @@ impl Mailer {
                     );
                     let retry = (f.retry && age + wait < self.cfg.retry_window)
                         .then_some(wait.as_secs_f64());
-                    if retry.is_some() {
+                    if f.reason.starts_with("not sent:") {
+                        // Nothing is wrong: the message is no longer wanted.
+                        tracing::info!(mail_id = %c.id, kind = %c.kind, reason = %f.reason, "email dropped");
+                    } else if retry.is_some() {
                         tracing::warn!(mail_id = %c.id, kind = %c.kind, attempt = c.attempts, error = %f.reason, retry_in_secs = wait.as_secs(), "email not sent; will retry");
                     } else {
                         tracing::error!(mail_id = %c.id, kind = %c.kind, attempt = c.attempts, error = %f.reason, "email not sent; giving up");
@@ -198,7 +201,26 @@ impl Mailer {
                     .map_err(|e| Failure::final_(e.to_string()))
             }
             Some(kind @ (Kind::Submission | Kind::CheckFailed)) => {
-                if self.cfg.notify.is_empty() {
+                // NULL recipient: KEYDROP_NOTIFY_EMAIL as configured now; an
+                // address: the link's creator, unless the staff note reaches
+                // them already.
+                let to: Vec<&str> = match c.recipient.as_deref() {
+                    None => self.cfg.notify.iter().map(|e| e.as_str()).collect(),
+                    Some(creator) => {
+                        if self
+                            .cfg
+                            .notify
+                            .iter()
+                            .any(|e| e.as_str().eq_ignore_ascii_case(creator))
+                        {
+                            return Err(Failure::final_(
+                                "not sent: the link's creator is in KEYDROP_NOTIFY_EMAIL and gets the staff note",
+                            ));
+                        }
+                        vec![creator]
+                    }
+                };
+                if to.is_empty() {
                     return Err(Failure::final_(
                         "no staff address is configured (KEYDROP_NOTIFY_EMAIL)",
                     ));
@@ -241,7 +263,6 @@ impl Mailer {
                         format!("{}/secrets/{secret_id}", u.as_str().trim_end_matches('/'))
                     }),
                 };
-                let to: Vec<&str> = self.cfg.notify.iter().map(|e| e.as_str()).collect();
                 mail.message(from, &to)
                     .map_err(|e| Failure::final_(e.to_string()))
             }

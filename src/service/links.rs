@@ -1,10 +1,11 @@
-//! Creating and revoking drop links.
+//! Creating, revoking and re-sending drop links.
 
 use crate::crypto::Keyring;
 use crate::domain::drop_url;
 use crate::domain::{text, DropToken, Email, HumanDuration};
 use crate::providers::{self, Provider};
 use crate::store::audit::{self, Actor, NewEvent};
+use crate::store::mail;
 use crate::store::requests::{self, DropRequest, LinkState, NewRequest};
 use chrono::Utc;
 use serde_json::json;
@@ -131,6 +132,7 @@ pub async fn create(
         .as_ref()
         .map(|_| crate::mail::seal_token(keyring, id, &token))
         .transpose()?;
+    let creator = creator_email(actor);
     let mut tx = db.begin().await?;
     let request = requests::insert(
         &mut *tx,
@@ -143,6 +145,7 @@ pub async fn create(
             note: input.note.as_deref(),
             created_by: actor.id,
             created_by_name: actor.name.as_deref().unwrap_or(actor.kind),
+            created_by_email: creator.as_ref().map(Email::as_str),
             max_uses: input.max_uses,
             expires_at: Utc::now() + input.expires_in.as_chrono(),
         },
@@ -169,6 +172,101 @@ pub async fn create(
         url: sealed.is_none().then(|| drop_url(base_url, token.expose())),
         request,
     })
+}
+
+/// The address a link's creator is told at: a person signed in to the
+/// console whose identity provider gave an email. Staff tokens and the CLI
+/// name no mailbox.
+fn creator_email(actor: &Actor) -> Option<Email> {
+    let who = actor.oidc.as_ref().filter(|_| actor.kind == "oidc")?;
+    Email::parse(who.email.as_deref()?).ok()
+}
+
+/// Why a link's email could not be sent again.
+#[derive(Debug, thiserror::Error)]
+pub enum ResendError {
+    #[error("no drop link with that id")]
+    NotFound,
+    /// Only a link that can still be used is sent again.
+    #[error("{}", not_resendable(*.0))]
+    NotUsable(LinkState),
+    /// Keydrop keeps a link's token only when it emailed the link.
+    #[error("this link was never emailed, so Keydrop holds no copy of its token to send (only a hash); create a new link with an email address")]
+    NotEmailed,
+    /// One email per request: the last one has not been sent or given up yet.
+    #[error("the link's email is still queued for {0}; wait until it is sent or has failed before sending it again")]
+    StillQueued(String),
+    #[error("email is off on this server (KEYDROP_SMTP_URL is not set), so the link cannot be sent again")]
+    EmailOff,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn not_resendable(state: LinkState) -> &'static str {
+    match state {
+        LinkState::Revoked => "the link was revoked, so it is not sent again",
+        LinkState::Used => "the link is used (every use was spent), so it is not sent again",
+        LinkState::Expired => "the link is expired, so it is not sent again",
+        LinkState::Pending => "the link can still be used",
+    }
+}
+
+/// The link and where its email went again.
+#[derive(Debug)]
+pub struct Resent {
+    pub request: DropRequest,
+    pub to: String,
+}
+
+/// Sends a link's email again, to the address its latest email went to: a
+/// new outbox row built from the sealed token at send time, so the token is
+/// again in the email only. Never to another address: that would leave a
+/// working link with whoever got the first email (a mistyped address); for
+/// another address, revoke the link and create a new one.
+/// `email_on`: this process has SMTP settings (checked after the link's
+/// state, so an unknown or used link is named as such first).
+pub async fn resend(
+    db: &PgPool,
+    actor: &Actor,
+    id: Uuid,
+    email_on: bool,
+) -> Result<Resent, ResendError> {
+    let mut tx = db.begin().await?;
+    // The row lock orders concurrent resends: the second sees the first queued.
+    let req = requests::lock(&mut tx, id)
+        .await?
+        .ok_or(ResendError::NotFound)?;
+    let state = req.state(Utc::now());
+    if state != LinkState::Pending {
+        return Err(ResendError::NotUsable(state));
+    }
+    let last = mail::link_status(&mut *tx, &[id]).await?.into_iter().next();
+    let (Some(last), true) = (last, mail::has_token(&mut *tx, id).await?) else {
+        return Err(ResendError::NotEmailed);
+    };
+    let Some(to) = last.recipient else {
+        return Err(ResendError::NotEmailed);
+    };
+    if last.status == "queued" {
+        return Err(ResendError::StillQueued(to));
+    }
+    if !email_on {
+        return Err(ResendError::EmailOff);
+    }
+    let mail_id = crate::mail::queue_resend(&mut tx, id, &to).await?;
+    audit::record(
+        &mut *tx,
+        NewEvent::success(actor, "link.resent")
+            .request(id)
+            .detail(json!({
+                "mail_id": mail_id,
+                "previous_email": last.status,
+                "use_count": req.use_count,
+            })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Resent { request: req, to })
 }
 
 /// Why a link could not be revoked.

@@ -50,7 +50,9 @@ fn columns(messages: Vec<Message>) -> (Vec<Uuid>, Vec<&'static str>, Vec<Value>)
 /// already), counts the use, and writes `event` and `messages`. The link's
 /// organization comes from the locked row. `grace_secs` also goes to the
 /// lifecycle trigger (`keydrop.link_grace`) when the link has expired.
-/// `staff_mail` is the staff email's detail (`crate::mail::submission_note`).
+/// `staff_mail` is the staff email's detail (`crate::mail::submission_note`),
+/// queued for `KEYDROP_NOTIFY_EMAIL` and for the link's creator when they
+/// have an email (`drop_requests.created_by_email`).
 pub async fn submit(
     db: impl PgExecutor<'_>,
     s: NewSecret<'_>,
@@ -62,8 +64,8 @@ pub async fn submit(
     let (ids, types, payloads) = columns(messages);
     let row = sqlx::query!(
         r#"WITH l AS (
-             SELECT id, organization, provider, contact_email, note, created_by_name, max_uses, use_count,
-                    created_at, expires_at, used_at, revoked_at,
+             SELECT id, organization, provider, contact_email, note, created_by_name, created_by_email,
+                    max_uses, use_count, created_at, expires_at, used_at, revoked_at,
                     revoked_at IS NULL AND use_count < max_uses
                       AND (expires_at > now()
                            OR ($17::float8 IS NOT NULL AND now() <= expires_at + make_interval(secs => $17))) AS open
@@ -92,9 +94,14 @@ pub async fn submit(
              SELECT m.id, m.event_type, m.payload
              FROM ins, UNNEST($25::uuid[], $26::text[], $27::jsonb[]) AS m(id, event_type, payload)),
            mail AS (
-            INSERT INTO mail_messages (id, kind, request_id, secret_id, detail)
-            SELECT gen_random_uuid(), 'submission', ins.request_id, ins.id, $28::jsonb
-            FROM ins WHERE $28::jsonb IS NOT NULL)
+            -- To staff (recipient NULL: KEYDROP_NOTIFY_EMAIL) and to the link's
+            -- creator when a console user with an email made it.
+            INSERT INTO mail_messages (id, kind, request_id, secret_id, recipient, detail)
+            SELECT gen_random_uuid(), 'submission', ins.request_id, ins.id, r.recipient, $28::jsonb
+            FROM ins, l,
+                 LATERAL (SELECT NULL::text UNION ALL
+                          SELECT l.created_by_email WHERE l.created_by_email IS NOT NULL) AS r(recipient)
+            WHERE $28::jsonb IS NOT NULL)
            SELECT l.id AS "id!", l.organization AS "organization!", l.provider AS "provider!", l.contact_email,
                   l.note, l.created_by_name AS "created_by_name!", l.max_uses AS "max_uses!",
                   l.use_count AS "use_count!", l.created_at AS "created_at!", l.expires_at AS "expires_at!",

@@ -65,6 +65,43 @@ pub async fn insert(db: impl PgExecutor<'_>, m: NewMessage<'_>) -> sqlx::Result<
     Ok(id)
 }
 
+/// Queues a staff note of `kind` twice over: for `KEYDROP_NOTIFY_EMAIL`
+/// (recipient NULL, addressed when sent) and for the link's creator when a
+/// console user with an email made it (`drop_requests.created_by_email`).
+pub async fn insert_staff(
+    db: impl PgExecutor<'_>,
+    kind: Kind,
+    request_id: Uuid,
+    secret_id: Uuid,
+    detail: Value,
+) -> sqlx::Result<u64> {
+    let r = sqlx::query!(
+        r#"INSERT INTO mail_messages (id, kind, request_id, secret_id, recipient, detail)
+           SELECT gen_random_uuid(), $1, $2, $3, r.recipient, $4
+           FROM (SELECT NULL::text AS recipient UNION ALL
+                 SELECT created_by_email FROM drop_requests
+                 WHERE id = $2 AND created_by_email IS NOT NULL) r"#,
+        kind.as_str(),
+        request_id,
+        secret_id,
+        detail
+    )
+    .execute(db)
+    .await?;
+    Ok(r.rows_affected())
+}
+
+/// Whether a link's sealed token is kept (the link was emailed and can still
+/// be used), without reading it.
+pub async fn has_token(db: impl PgExecutor<'_>, request_id: Uuid) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM mail_link_tokens WHERE request_id = $1) AS "kept!""#,
+        request_id
+    )
+    .fetch_one(db)
+    .await
+}
+
 /// Stores a link's sealed token (replacing an earlier one).
 pub async fn put_token(
     db: impl PgExecutor<'_>,

@@ -59,6 +59,9 @@ pub struct NewRequest<'a> {
     pub note: Option<&'a str>,
     pub created_by: Option<Uuid>,
     pub created_by_name: &'a str,
+    /// The creator's email when a console (OIDC) user made the link; they
+    /// are told of its submissions and failed checks.
+    pub created_by_email: Option<&'a str>,
     pub max_uses: i32,
     pub expires_at: DateTime<Utc>,
 }
@@ -67,8 +70,9 @@ pub async fn insert(db: impl PgExecutor<'_>, r: NewRequest<'_>) -> sqlx::Result<
     sqlx::query_as!(
         DropRequest,
         r#"INSERT INTO drop_requests
-             (id, token_hash, organization, provider, contact_email, note, created_by, created_by_name, max_uses, expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             (id, token_hash, organization, provider, contact_email, note, created_by, created_by_name, max_uses,
+              expires_at, created_by_email)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
            RETURNING id, organization, provider, contact_email, note, created_by_name, max_uses, use_count,
                      created_at, expires_at, used_at, revoked_at"#,
         r.id,
@@ -80,7 +84,8 @@ pub async fn insert(db: impl PgExecutor<'_>, r: NewRequest<'_>) -> sqlx::Result<
         r.created_by,
         r.created_by_name,
         r.max_uses,
-        r.expires_at
+        r.expires_at,
+        r.created_by_email
     )
     .fetch_one(db)
     .await

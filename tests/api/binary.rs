@@ -400,10 +400,37 @@ async fn a_trace_level_log_of_the_whole_flow_contains_no_secret_or_token(db: PgP
         .send()
         .await
         .unwrap();
-    let (status, _) = keep(&mut responses, resp).await;
+    let (status, created) = keep(&mut responses, resp).await;
     assert_eq!(status, StatusCode::CREATED);
     let emailed = smtp.wait_for(1).await.remove(0).link().unwrap();
     let mail_token = emailed[emailed.find("/d/").unwrap() + 3..].to_owned();
+    // And sent again (the first email must have left the queue: 409 until then).
+    let link_id = serde_json::from_str::<serde_json::Value>(&created).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resend = format!("{internal}/api/v1/requests/{link_id}/resend");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = client
+            .post(&resend)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = keep(&mut responses, resp).await;
+        if status == StatusCode::ACCEPTED {
+            break;
+        }
+        assert!(body.contains("email_queued"), "{status} {body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first email stayed queued"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let again = smtp.wait_for(2).await.remove(1).link().unwrap();
+    assert_eq!(again, emailed, "the same link, sent again");
 
     stop(child);
     let mut logs = String::new();

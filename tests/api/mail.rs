@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use std::time::{Duration, Instant};
 
 /// An app sending through `smtp` with `extra` set, polling and retrying quickly.
-async fn mail_app(
+pub async fn mail_app(
     db: PgPool,
     smtp: Vec<(&'static str, String)>,
     extra: &[(&str, &str)],
@@ -33,7 +33,7 @@ async fn mail_app(
 }
 
 /// The link's `email` and `email_error` as the API lists them.
-async fn email_state(app: &TestApp, id: &str) -> (Value, Value) {
+pub async fn email_state(app: &TestApp, id: &str) -> (Value, Value) {
     let list: Value = app
         .get("/api/v1/requests", &app.admin)
         .await
@@ -51,7 +51,7 @@ async fn email_state(app: &TestApp, id: &str) -> (Value, Value) {
 }
 
 /// Polls the link until its email state is `want` (30 s deadline).
-async fn wait_email(app: &TestApp, id: &str, want: &str) -> Value {
+pub async fn wait_email(app: &TestApp, id: &str, want: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (state, error) = email_state(app, id).await;
@@ -63,7 +63,7 @@ async fn wait_email(app: &TestApp, id: &str, want: &str) -> Value {
     }
 }
 
-async fn send_link(app: &TestApp, body: Value) -> Value {
+pub async fn send_link(app: &TestApp, body: Value) -> Value {
     let resp = app.post("/api/v1/requests", &app.admin, Some(body)).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     resp.json().await.unwrap()

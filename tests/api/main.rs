@@ -21,6 +21,8 @@ mod kms_support;
 mod lifecycle;
 mod links;
 mod mail;
+mod mail_console;
+mod mail_resend;
 mod operations;
 mod operator;
 mod ops_support;

@@ -33,7 +33,7 @@ unknown status or provider values and a `limit` outside 1-1000."
     ),
     servers((url = "/", description = "the internal listener (KEYDROP_INTERNAL_ADDR)")),
     paths(
-        requests::create, requests::list, requests::revoke,
+        requests::create, requests::list, requests::revoke, requests::resend,
         secrets::list, secrets::show, secrets::shred, secrets::reveal, secrets::ingested,
         secrets::check, audit::list, openapi_doc,
     ),
@@ -164,6 +164,6 @@ mod tests {
             .values()
             .map(|p| p.as_object().unwrap().len())
             .sum();
-        assert_eq!(ops, 11, "ten operations and this document");
+        assert_eq!(ops, 12, "eleven operations and this document");
     }
 }

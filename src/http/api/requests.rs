@@ -1,4 +1,4 @@
-//! Drop links: create, list, revoke.
+//! Drop links: create, list, revoke, send again by email.
 
 use super::json::{limit, ApiQuery, JsonBody};
 use super::views::{CreatedLink, EmailStatus, ErrorBody, LinkList, LinkView, NewLink};
@@ -7,12 +7,12 @@ use crate::domain::Scope;
 use crate::http::error::ApiError;
 use crate::http::staff::Staff;
 use crate::http::AppState;
-use crate::service::links::{self, CreateError, LinkInput, RawLink, RevokeError};
+use crate::service::links::{self, CreateError, LinkInput, RawLink, ResendError, RevokeError};
 use crate::store::mail;
 use crate::store::requests::{self, LinkState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/requests", get(list).post(create))
         .route("/requests/{id}", delete(revoke))
+        .route("/requests/{id}/resend", post(resend))
 }
 
 /// Creates a drop link; the answer's `url` is the only copy of its token.
@@ -187,5 +188,56 @@ pub(super) async fn revoke(
             e.to_string(),
         )),
         Err(RevokeError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Sends a link's email again (scope `request`), to the address its latest
+/// email went to. No body: the address cannot be changed here, since the
+/// first recipient would keep a working link; for another address, revoke
+/// the link and create a new one with `send_to`. The token is again in the
+/// email only; the answer is the link with `email: queued`.
+#[utoipa::path(
+    post, path = "/api/v1/requests/{id}/resend", tag = "links",
+    params(("id" = uuid::Uuid, Path, description = "The link's id")),
+    responses(
+        (status = 202, description = "The email is queued again; the link, with `email: queued`", body = LinkView),
+        (status = 401, response = ErrorResponse), (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse),
+        (status = 409, description = "Not sent again; `code` says why: `link_used`, `link_expired` or `link_revoked` (only a link that can still be used is sent), `not_emailed` (the link was never emailed, so no copy of its token is kept), `email_queued` (its email is still waiting), `email_off` (no SMTP settings on this server)", body = ErrorBody),
+    ),
+    security(("staffToken" = ["request"]))
+)]
+pub(super) async fn resend(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<LinkView>), ApiError> {
+    staff.require(Scope::Request)?;
+    let id = parse_id(&id, "no drop link with that id")?;
+    let email_on = state.config.mail.enabled();
+    match links::resend(&state.db, &staff.actor, id, email_on).await {
+        Ok(r) => {
+            let mails = mail::link_status(&state.db, &[r.request.id]).await?;
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(LinkView::new(&r.request, Utc::now()).with_email(mails.first())),
+            ))
+        }
+        Err(ResendError::NotFound) => Err(ApiError::NotFound("no drop link with that id")),
+        Err(ResendError::Db(e)) => Err(e.into()),
+        Err(e) => Err(ApiError::conflict(resend_code(&e), e.to_string())),
+    }
+}
+
+/// The `code` of a refused resend.
+fn resend_code(e: &ResendError) -> &'static str {
+    match e {
+        ResendError::NotUsable(LinkState::Used) => "link_used",
+        ResendError::NotUsable(LinkState::Expired) => "link_expired",
+        ResendError::NotUsable(LinkState::Revoked) => "link_revoked",
+        ResendError::NotEmailed => "not_emailed",
+        ResendError::StillQueued(_) => "email_queued",
+        ResendError::EmailOff => "email_off",
+        _ => "conflict",
     }
 }

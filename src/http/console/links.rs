@@ -1,6 +1,7 @@
-//! Drop links in the console: list with status filter and search, create
-//! (the URL shown once), revoke. Creating and revoking go through
-//! `service::links`, like the API and the CLI.
+//! Drop links in the console: list with status filter and search (and the
+//! state of each link's email), create (the URL shown once, or emailed to the
+//! customer), revoke, send the email again. All through `service::links`,
+//! like the API and the CLI.
 
 use super::session::console;
 use super::{ConsoleError, ConsoleUser};
@@ -8,7 +9,8 @@ use crate::domain::Scope;
 use crate::http::pages::render;
 use crate::http::AppState;
 use crate::providers::{Provider, PROVIDERS};
-use crate::service::links::{self, LinkInput, RawLink, RevokeError};
+use crate::service::links::{self, LinkInput, RawLink, ResendError, RevokeError};
+use crate::store::mail::{self, LinkEmail};
 use crate::store::requests::{self, DropRequest, Filter, LinkState};
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -33,6 +35,11 @@ pub struct LinkRow {
     pub expires: String,
     pub created_by: String,
     pub revocable: bool,
+    /// The link's email: `queued`, `sent`, `failed`, or empty (not emailed).
+    pub email: &'static str,
+    pub email_error: String,
+    /// Pending, emailed, and its email no longer queued.
+    pub resendable: bool,
 }
 
 #[derive(Template)]
@@ -45,13 +52,17 @@ struct LinksPage<'a> {
     providers: &'static [&'static Provider],
     error: Option<String>,
     form: CreateForm,
+    /// SMTP is configured: offer the "email it" box.
+    email_on: bool,
 }
 
 #[derive(Template)]
 #[template(path = "console/link_created.html")]
 struct CreatedPage<'a> {
     user: &'a ConsoleUser,
+    /// Empty when the link was emailed: its token is in that email only.
     url: String,
+    emailed_to: String,
     organization: String,
     provider: String,
     expires: String,
@@ -109,10 +120,18 @@ async fn page(
     )
     .await?;
     let now = chrono::Utc::now();
-    let rows = found
+    let found: Vec<_> = found
         .into_iter()
         .filter(|r| needle.is_empty() || matches(r, &needle))
-        .map(|r| row(r, now))
+        .collect();
+    let ids: Vec<_> = found.iter().map(|r| r.id).collect();
+    let mails = mail::link_status(&state.db, &ids).await?;
+    let rows = found
+        .into_iter()
+        .map(|r| {
+            let m = mails.iter().find(|m| m.request_id == r.id);
+            row(r, m, now)
+        })
         .collect();
     let html = render(&LinksPage {
         user,
@@ -122,6 +141,7 @@ async fn page(
         providers: PROVIDERS,
         error,
         form,
+        email_on: state.config.mail.enabled(),
     });
     Ok((status, html).into_response())
 }
@@ -140,9 +160,18 @@ fn matches(r: &DropRequest, needle: &str) -> bool {
         || r.id.to_string().starts_with(needle)
 }
 
-fn row(r: DropRequest, now: chrono::DateTime<chrono::Utc>) -> LinkRow {
+fn row(r: DropRequest, mail: Option<&LinkEmail>, now: chrono::DateTime<chrono::Utc>) -> LinkRow {
     let state = r.state(now);
+    let email = match mail.map(|m| m.status.as_str()) {
+        Some("sent") => "sent",
+        Some("failed") => "failed",
+        Some(_) => "queued",
+        None => "",
+    };
     LinkRow {
+        email,
+        email_error: mail.and_then(|m| m.error.clone()).unwrap_or_default(),
+        resendable: state == LinkState::Pending && matches!(email, "sent" | "failed"),
         id: r.id.to_string(),
         organization: r.organization,
         provider: r.provider,
@@ -177,6 +206,9 @@ pub struct CreateForm {
     pub expires_in: String,
     #[serde(default)]
     pub max_uses: String,
+    /// "Email the link to the customer": empty means show the URL.
+    #[serde(default)]
+    pub send_to: String,
 }
 
 pub async fn create(
@@ -204,10 +236,22 @@ pub async fn create(
                 max_uses,
                 contact_email: Some(form.contact_email.as_str()),
                 note: Some(form.note.as_str()),
-                send_to: None,
+                send_to: Some(form.send_to.as_str()).filter(|s| !s.trim().is_empty()),
             },
             state.config.link_ttl,
         )
+        .map_err(|m| match m.strip_prefix("send_to") {
+            // The API's field name, as the form labels it.
+            Some(rest) => format!("Email the link to the customer{rest}"),
+            None => m,
+        })
+    });
+    let parsed = parsed.and_then(|i| {
+        if i.send_to.is_some() && !state.config.mail.enabled() {
+            Err("Email the link to the customer: email is off on this server (KEYDROP_SMTP_URL is not set); leave it empty and send the URL yourself".to_owned())
+        } else {
+            Ok(i)
+        }
     });
     let input = match parsed {
         Ok(i) => i,
@@ -235,8 +279,8 @@ pub async fn create(
     .map_err(|e| ConsoleError::Internal(e.into()))?;
     Ok(render(&CreatedPage {
         user: &user,
-        // Always a URL: this form does not email the link.
         url: created.url.unwrap_or_default(),
+        emailed_to: input.send_to.map(|e| e.to_string()).unwrap_or_default(),
         organization: created.request.organization,
         provider: created.request.provider,
         expires: stamp(created.request.expires_at),
@@ -266,5 +310,28 @@ pub async fn revoke(
         Err(RevokeError::NotFound) => Err(ConsoleError::NotFound("no drop link with that id")),
         Err(e @ RevokeError::NotRevocable(_)) => Err(ConsoleError::Conflict(e.to_string())),
         Err(RevokeError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Sends a link's email again, to the address it went to (`service::links::resend`).
+pub async fn resend(
+    State(state): State<AppState>,
+    user: ConsoleUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<TokenForm>,
+) -> Result<Response, ConsoleError> {
+    let console = console(&state)?.clone();
+    user.check_form(&console, &headers, &form.csrf_token)?;
+    user.require(Scope::Request)?;
+    let id = id
+        .parse()
+        .map_err(|_| ConsoleError::NotFound("no drop link with that id"))?;
+    let email_on = state.config.mail.enabled();
+    match links::resend(&state.db, &user.actor, id, email_on).await {
+        Ok(_) => Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/links")]).into_response()),
+        Err(ResendError::NotFound) => Err(ConsoleError::NotFound("no drop link with that id")),
+        Err(ResendError::Db(e)) => Err(e.into()),
+        Err(e) => Err(ConsoleError::Conflict(e.to_string())),
     }
 }

@@ -88,6 +88,7 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(auth::logout))
         .route("/links", get(links::list).post(links::create))
         .route("/links/{id}/revoke", post(links::revoke))
+        .route("/links/{id}/resend", post(links::resend))
         .route("/secrets", get(secrets::list))
         .route("/secrets/{id}", get(secrets::show))
         .route("/secrets/{id}/check", post(secrets::check))
