@@ -271,7 +271,7 @@ async fn the_openapi_document_lists_every_operation_and_each_one_exists(db: PgPo
         }
     }
     assert_eq!(
-        operations, 10,
+        operations, 11,
         "every operation of the contract is described"
     );
     // And it is not served on the public listener.
