@@ -381,3 +381,91 @@ ensure_pytools() {
     export KEYDROP_PYTOOLS="$venv"
     export PATH="$venv/bin:$PATH"
 }
+
+# ---------------------------------------------------------------------------
+# The development instance's neighbours (scripts/dev): an OpenID Provider for
+# the staff console and a mail catcher, both real and on loopback only.
+# ---------------------------------------------------------------------------
+
+# The first free loopback port from $1.
+kd_free_port() {
+    local p="$1"
+    while kd_port_in_use "$p"; do
+        p=$((p + 1))
+    done
+    printf '%s\n' "$p"
+}
+
+# Starts OpenBao in dev mode (in memory: a fresh provider on every start) as
+# the console's OpenID Provider, with one person, `dev`, in the group
+# `keydrop-admins`, and exports the KEYDROP_OIDC_* variables and
+# KEYDROP_INTERNAL_URL for it. $1 is the internal listener's address. Sets
+# KD_DEV_PASSWORD (the person's password) and KD_BAO_PID.
+dev_openid_provider() {
+    local internal_addr="$1" port root accessor entity group
+    port="$(kd_free_port 58200)"
+    root="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    export BAO_ADDR="http://127.0.0.1:$port" BAO_TOKEN="$root"
+    mkdir -p "$KEYDROP_REPO/.keydrop"
+    HOME="$KEYDROP_REPO/.keydrop" bao server -dev -dev-root-token-id="$root" \
+        -dev-listen-address="127.0.0.1:$port" >"$KEYDROP_REPO/.keydrop/openbao.log" 2>&1 &
+    KD_BAO_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        bao status >/dev/null 2>&1 && break
+        kill -0 "$KD_BAO_PID" 2>/dev/null || kd_die "OpenBao did not start (.keydrop/openbao.log)"
+        sleep 0.2
+    done
+    bao status >/dev/null 2>&1 || kd_die "OpenBao did not answer on $BAO_ADDR (.keydrop/openbao.log)"
+
+    KD_DEV_PASSWORD="$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+    # `set -e` does not apply on the left of `||`: every step is chained.
+    {
+        bao auth enable userpass &&
+        accessor="$(bao read -field=accessor sys/auth/userpass)" &&
+        bao write auth/userpass/users/dev password="$KD_DEV_PASSWORD" &&
+        entity="$(bao write -field=id identity/entity name=dev metadata=email=dev@example.com)" &&
+        bao write identity/entity-alias name=dev canonical_id="$entity" mount_accessor="$accessor" &&
+        group="$(bao write -field=id identity/group name=keydrop-admins member_entity_ids="$entity")" &&
+        bao write identity/oidc/key/keydrop allowed_client_ids='*' rotation_period=24h verification_ttl=24h &&
+        bao write identity/oidc/assignment/staff group_ids="$group" &&
+        bao write identity/oidc/client/keydrop redirect_uris="http://$internal_addr/auth/callback" \
+            assignments=staff key=keydrop id_token_ttl=30m access_token_ttl=1h &&
+        bao write identity/oidc/scope/groups template='{"groups": {{identity.entity.groups.names}}}' &&
+        bao write identity/oidc/scope/email template='{"email": {{identity.entity.metadata.email}}}' &&
+        bao write identity/oidc/scope/profile template='{"name": {{identity.entity.name}}}' &&
+        bao write identity/oidc/provider/keydrop allowed_client_ids='*' \
+            scopes_supported=groups,email,profile issuer="$BAO_ADDR"
+    } >"$KEYDROP_REPO/.keydrop/openbao-setup.log" 2>&1 ||
+        kd_die "configuring OpenBao as the OpenID Provider failed (.keydrop/openbao-setup.log)"
+
+    export KEYDROP_INTERNAL_URL="http://$internal_addr"
+    export KEYDROP_OIDC_ISSUER="$BAO_ADDR/v1/identity/oidc/provider/keydrop"
+    KEYDROP_OIDC_CLIENT_ID="$(bao read -field=client_id identity/oidc/client/keydrop)"
+    KEYDROP_OIDC_CLIENT_SECRET="$(bao read -field=client_secret identity/oidc/client/keydrop)"
+    export KEYDROP_OIDC_CLIENT_ID KEYDROP_OIDC_CLIENT_SECRET
+    export KEYDROP_OIDC_SCOPES="openid email profile groups"
+    export KEYDROP_OIDC_ROLES="keydrop-admins=admin"
+    unset BAO_TOKEN
+}
+
+# Starts aiosmtpd as a mail catcher on loopback: every message Keydrop sends
+# is printed to .keydrop/mail.log (it is the customer's and the staff's
+# mailbox of the dev instance). Exports KEYDROP_SMTP_URL (no TLS: loopback,
+# said explicitly), KEYDROP_MAIL_FROM and KEYDROP_NOTIFY_EMAIL. Sets KD_SMTP_PID.
+dev_mail_catcher() {
+    local port
+    port="$(kd_free_port 58025)"
+    python -m aiosmtpd -n -l "127.0.0.1:$port" -c aiosmtpd.handlers.Debugging stdout \
+        >>"$KEYDROP_REPO/.keydrop/mail.log" 2>&1 &
+    KD_SMTP_PID=$!
+    local i
+    for ((i = 0; i < 50; i++)); do
+        kd_port_in_use "$port" && break
+        kill -0 "$KD_SMTP_PID" 2>/dev/null || kd_die "aiosmtpd did not start (.keydrop/mail.log)"
+        sleep 0.2
+    done
+    export KEYDROP_SMTP_URL="smtp://127.0.0.1:$port?tls=none"
+    export KEYDROP_MAIL_FROM="${KEYDROP_MAIL_FROM:-Keydrop dev <keydrop@localhost>}"
+    export KEYDROP_NOTIFY_EMAIL="${KEYDROP_NOTIFY_EMAIL:-dev@example.com}"
+}

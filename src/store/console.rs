@@ -16,6 +16,8 @@ pub struct PendingLogin {
     pub nonce: String,
     pub pkce_verifier: String,
     pub expires_at: DateTime<Utc>,
+    /// The console path to open after the sign-in.
+    pub return_to: Option<String>,
 }
 
 impl std::fmt::Debug for PendingLogin {
@@ -33,15 +35,17 @@ pub async fn start_login(
     nonce: &str,
     pkce_verifier: &str,
     expires_at: DateTime<Utc>,
+    return_to: Option<&str>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO console_logins (state_hash, browser_hash, nonce, pkce_verifier, expires_at)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO console_logins (state_hash, browser_hash, nonce, pkce_verifier, expires_at, return_to)
+         VALUES ($1, $2, $3, $4, $5, $6)",
         state.as_bytes(),
         browser.as_bytes(),
         nonce,
         pkce_verifier,
-        expires_at
+        expires_at,
+        return_to
     )
     .execute(db)
     .await?;
@@ -58,7 +62,7 @@ pub async fn take_login(
         PendingLogin,
         "WITH swept AS (DELETE FROM console_logins WHERE expires_at < now() - interval '1 hour')
          DELETE FROM console_logins WHERE state_hash = $1
-         RETURNING browser_hash, nonce, pkce_verifier, expires_at",
+         RETURNING browser_hash, nonce, pkce_verifier, expires_at, return_to",
         state.as_bytes()
     )
     .fetch_optional(db)

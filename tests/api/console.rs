@@ -49,7 +49,10 @@ async fn a_person_in_no_mapped_group_is_refused_with_a_clear_page_and_no_session
     assert_eq!(refused[0].3["reason"], "no_mapped_group");
     assert_eq!(refused[0].3["groups"], serde_json::json!(["marketing"]));
     let (status, to) = c.page(&browser, "/links").await;
-    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/login?next=%2Flinks")
+    );
 }
 
 #[sqlx::test]
@@ -172,7 +175,10 @@ async fn after_logout_the_old_session_cookie_leads_back_to_login(db: PgPool) {
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&resp), "/login?logged_out=1");
     let (status, to) = c.page(&browser, "/secrets").await;
-    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/login?next=%2Fsecrets")
+    );
     assert_eq!(c.events("console.logout").await.len(), 1);
 }
 
@@ -277,7 +283,10 @@ async fn an_admin_revokes_another_session_which_is_then_signed_out(db: PgPool) {
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let (status, to) = c.page(&ingestion, "/secrets").await;
-    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/login?next=%2Fsecrets")
+    );
     assert_eq!(c.events("console.session_revoked").await.len(), 1);
 }
 
@@ -390,7 +399,10 @@ async fn a_session_idle_past_its_limit_or_past_its_lifetime_leads_back_to_login(
         .await
         .unwrap();
     let (status, to) = c.page(&idle, "/links").await;
-    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/login?next=%2Flinks")
+    );
     let busy = c.login(&INGESTION).await;
     sqlx::query(
         "UPDATE console_sessions SET expires_at = now() - interval '1 second' WHERE email = $1",
@@ -400,5 +412,62 @@ async fn a_session_idle_past_its_limit_or_past_its_lifetime_leads_back_to_login(
     .await
     .unwrap();
     let (status, to) = c.page(&busy, "/secrets").await;
-    assert_eq!((status, to.as_str()), (StatusCode::SEE_OTHER, "/login"));
+    assert_eq!(
+        (status, to.as_str()),
+        (StatusCode::SEE_OTHER, "/login?next=%2Fsecrets")
+    );
+}
+
+#[sqlx::test]
+async fn a_signed_out_person_lands_on_the_page_they_opened_after_signing_in(db: PgPool) {
+    let Some(c) = spawn_console(db).await else {
+        return;
+    };
+    let id = uuid::Uuid::new_v4();
+    // The console link of a staff email, opened signed out.
+    let person = browser();
+    let resp = person
+        .get(c.app.url(&format!("/secrets/{id}?from=mail")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let to_login = location(&resp);
+    assert_eq!(
+        to_login,
+        format!("/login?next=%2Fsecrets%2F{id}%3Ffrom%3Dmail")
+    );
+    let resp = person.get(c.app.url(&to_login)).send().await.unwrap();
+    let callback = c.provider_login(&ADMIN, &location(&resp)).await;
+    let resp = person.get(callback).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), format!("/secrets/{id}?from=mail"));
+
+    // Another site, the sign-in pages themselves or junk never become the
+    // destination: the person lands on the links page.
+    for next in [
+        "//evil.example/x",
+        "/%2F/evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "/logout",
+        "/auth/callback?code=x",
+        "secrets",
+    ] {
+        let fresh = browser();
+        let login = format!(
+            "/login?next={}",
+            url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        );
+        let resp = fresh.get(c.app.url(&login)).send().await.unwrap();
+        let callback = c.provider_login(&ADMIN, &location(&resp)).await;
+        let resp = fresh.get(callback).send().await.unwrap();
+        let landed = location(&resp);
+        let expected = if next == "/%2F/evil.example" {
+            next
+        } else {
+            "/links"
+        };
+        assert_eq!(landed, expected, "next={next}");
+    }
 }

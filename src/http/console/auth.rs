@@ -38,6 +38,27 @@ struct LoginPage<'a> {
 #[derive(Deserialize)]
 pub struct LoginQuery {
     logged_out: Option<String>,
+    /// The console page to open after signing in (see `return_path`).
+    next: Option<String>,
+}
+
+/// Where the console will send a person after a sign-in: a path of this
+/// console (`/secrets/…?…`), never another site (`//host`, `/\host`, a
+/// scheme), never the sign-in pages themselves, at most 1 KiB and printable
+/// ASCII only (a request's path and query are percent-encoded already).
+/// Anything else is dropped and the person lands on the links page.
+pub fn return_path(p: &str) -> Option<&str> {
+    let path = p.split('?').next().unwrap_or_default();
+    let ok = p.len() <= 1024
+        && p.starts_with('/')
+        && !p.starts_with("//")
+        && !p.starts_with("/\\")
+        && p.bytes().all(|b| b.is_ascii_graphic())
+        && !["/login", "/logout", "/auth/", "/static/"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+        && path != "/";
+    ok.then_some(p)
 }
 
 /// Starts a login (redirect to the identity provider); after logout, a page
@@ -54,8 +75,9 @@ pub async fn login(
             message: "You are signed out.",
         }));
     }
+    let return_to = q.next.as_deref().and_then(return_path);
     if session::current(&state, &headers, None).await?.is_some() {
-        return Ok(redirect("/links", None));
+        return Ok(redirect(return_to.unwrap_or("/links"), None));
     }
     let login_state = LoginSecret::generate();
     // One binding per browser, kept while it lives: two tabs signing in at
@@ -78,6 +100,7 @@ pub async fn login(
         &started.nonce,
         &started.pkce_verifier,
         chrono::Utc::now() + chrono::Duration::seconds(LOGIN_TTL_SECS),
+        return_to,
     )
     .await?;
     let cookie = console.set_cookie(LOGIN_COOKIE, browser.expose(), LOGIN_TTL_SECS);
@@ -224,7 +247,13 @@ pub async fn callback(
     .await?;
     tx.commit().await?;
     let cookie = console.set_cookie(SESSION_COOKIE, secret.expose(), lifetime.as_secs() as i64);
-    let mut resp = redirect("/links", Some(cookie));
+    // Checked again on the way out, whatever the row holds.
+    let to = pending
+        .return_to
+        .as_deref()
+        .and_then(return_path)
+        .unwrap_or("/links");
+    let mut resp = redirect(to, Some(cookie));
     resp.headers_mut().append(
         header::SET_COOKIE,
         console

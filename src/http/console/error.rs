@@ -8,9 +8,10 @@ use axum::response::{IntoResponse, Response};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
-    /// No live session: back to the login page.
+    /// No live session: to the login page, then back to `return_to` (a
+    /// console path, see `auth::return_path`) when the request was a page view.
     #[error("sign in first")]
-    Login,
+    Login { return_to: Option<String> },
     #[error("your groups do not grant the {0:?} scope")]
     Forbidden(&'static str),
     #[error("{0}")]
@@ -50,7 +51,16 @@ impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
         let message = self.to_string();
         match self {
-            Self::Login => (StatusCode::SEE_OTHER, [(header::LOCATION, "/login")]).into_response(),
+            Self::Login { return_to } => {
+                let to = match return_to {
+                    Some(path) => format!(
+                        "/login?next={}",
+                        url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
+                    ),
+                    None => "/login".to_owned(),
+                };
+                (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
+            }
             Self::Forbidden(_) => page(StatusCode::FORBIDDEN, "Not allowed", &message),
             Self::NotFound(_) => page(StatusCode::NOT_FOUND, "Not found", &message),
             Self::Csrf => page(StatusCode::FORBIDDEN, "Form expired", &message),

@@ -139,6 +139,14 @@ impl FromRequestParts<AppState> for ConsoleUser {
         let ip = parts.extensions.get::<ClientIp>().map(|c| c.0.to_string());
         current(state, &parts.headers, ip)
             .await?
-            .ok_or(ConsoleError::Login)
+            .ok_or_else(|| ConsoleError::Login {
+                // Only a page view is worth coming back to; a form's POST is not
+                // repeated after a sign-in.
+                return_to: (parts.method == axum::http::Method::GET)
+                    .then(|| parts.uri.path_and_query().map(|p| p.as_str()))
+                    .flatten()
+                    .and_then(super::auth::return_path)
+                    .map(str::to_owned),
+            })
     }
 }
