@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Seed data for the contract test (scripts/contract-test).
 
-Creates drop links through the API and submits secrets through the public
+Creates drop links through the API (one of them sent by email to the test's
+mail sink) and submits secrets through the public
 drop form (as a customer's browser does: the page's CSRF token and cookie),
 then prints a Schemathesis configuration that offers their ids as values for
 `{id}` and the id filters half of the time, so the secret operations meet real
@@ -14,6 +15,7 @@ import http.cookiejar
 import json
 import re
 import sys
+import time
 import urllib.parse
 import urllib.request
 
@@ -72,6 +74,19 @@ def main():
                    {"organization": f"Contract Co {n}", "provider": "generic"})
         submit(public, link["url"], n)
         links.append(link["id"])
+    # One link sent by email (to the test's mail sink) and delivered, so the
+    # resend operation can succeed; it is only re-sent once its email left the queue.
+    emailed = api(internal, token, "POST", "/api/v1/requests",
+                  {"organization": "Contract Co emailed", "provider": "generic",
+                   "send_to": "it@example.com"})["id"]
+    deadline = time.monotonic() + 30
+    while True:
+        items = api(internal, token, "GET", "/api/v1/requests")["items"]
+        if any(i["id"] == emailed and i.get("email") == "sent" for i in items):
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit("seeding: the emailed link's email was not sent within 30 s")
+        time.sleep(0.2)
     # One link left pending, for revocation.
     links.append(api(internal, token, "POST", "/api/v1/requests",
                      {"organization": "Contract Co pending", "provider": "lever"})["id"])
@@ -81,9 +96,16 @@ def main():
     ids = secrets + links
     print("[dictionaries.ids]")
     print("values = " + json.dumps(ids))
+    print("[dictionaries.emailed]")
+    print("values = " + json.dumps([emailed]))
     print("[parameters]")
     for key in ("path.id", "query.secret_id", "query.request_id"):
         print(f'"{key}" = {{ dictionary = "ids", probability = 0.5 }}')
+    # The emailed link is offered to resend only: elsewhere (DELETE) it would
+    # be revoked early in the run, and resend could then never succeed.
+    print("[[operations]]")
+    print('include-name = "POST /api/v1/requests/{id}/resend"')
+    print('parameters = { "path.id" = { dictionary = "emailed", probability = 0.5 } }')
 
 
 if __name__ == "__main__":
