@@ -292,7 +292,7 @@ fn log_settings(config: &Config) {
         .collect();
     let mail = &config.mail;
     tracing::info!(
-        smtp = %mail.smtp.as_ref().map_or("off (KEYDROP_SMTP_URL unset: drop links are not emailed)".to_owned(), |s| format!("{}:{} ({:?})", s.host, s.port, s.security)),
+        smtp = %mail.smtp.as_ref().map_or("off (KEYDROP_SMTP_URL unset: drop links are not emailed)".to_owned(), |s| format!("{}:{} ({})", s.host, s.port, s.security.describe())),
         reminder_before = %show(mail.reminder_before),
         notify = mail.notify.len(),
         brand = %config.brand.name,

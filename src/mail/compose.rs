@@ -99,7 +99,7 @@ impl LinkMail<'_> {
 
 impl StaffMail<'_> {
     pub fn message(&self, from: &Mailbox, to: &[&str]) -> Result<Message, ComposeError> {
-        let subject = format!("Keydrop: {}", self.headline);
+        let subject = format!("{}: {}", self.brand.name, self.headline);
         build(
             from,
             to,

@@ -22,6 +22,17 @@ pub enum Security {
     None,
 }
 
+impl Security {
+    /// As the start-up log says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::StartTls => "STARTTLS required",
+            Self::Tls => "TLS",
+            Self::None => "no TLS (tls=none)",
+        }
+    }
+}
+
 /// Where and how to hand mail to the relay. `Debug` never shows the password.
 #[derive(Clone)]
 pub struct Smtp {

@@ -9,7 +9,7 @@ use super::config::{MailConfig, Security, Smtp};
 use crate::crypto::Keyring;
 use crate::domain::brand::Brand;
 use crate::domain::retry::{backoff, random_u64};
-use crate::providers;
+use crate::providers::{self, CheckStatus};
 use crate::store::mail::{self as store, Claimed, Kind};
 use crate::store::requests::{self, LinkState};
 use chrono::Utc;
@@ -236,18 +236,24 @@ impl Mailer {
                     })
                     .unwrap_or_default();
                 let secret_id = c.secret_id.unwrap_or_default();
+                // For people: the provider's short name and the status in
+                // words ("Greenhouse credential for Acme received (not verified
+                // yet)"); the table below keeps the stored names.
+                let provider_id: &str = d["provider"].as_str().unwrap_or("?");
+                let status_name: &str = d["check_status"].as_str().unwrap_or("?");
+                let what = match providers::find(provider_id) {
+                    Some(p) if p.id != "generic" => format!("{} credential", p.short_name),
+                    _ => "A credential".to_owned(),
+                };
+                let status =
+                    CheckStatus::from_name(status_name).map_or(status_name, |s| s.in_words());
                 let headline = match kind {
-                    Kind::Submission => format!(
-                        "a {} credential for {} arrived (check: {})",
-                        s("provider"),
-                        s("organization"),
-                        s("check_status")
-                    ),
+                    Kind::Submission => {
+                        format!("{what} for {} received ({status})", s("organization"),)
+                    }
                     _ => format!(
-                        "the {} credential for {} failed its check ({})",
-                        s("provider"),
+                        "{what} for {} failed its re-check ({status})",
                         s("organization"),
-                        s("check_status")
                     ),
                 };
                 let mail = StaffMail {

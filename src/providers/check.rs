@@ -23,6 +23,28 @@ impl CheckStatus {
             Self::Unverified => "unverified",
         }
     }
+
+    /// The stored name back (`None` for anything else).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Verified,
+            Self::MissingPermissions,
+            Self::Invalid,
+            Self::Unverified,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
+    /// The status in words, for people (staff emails).
+    pub fn in_words(self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::MissingPermissions => "missing permissions",
+            Self::Invalid => "refused by the provider",
+            Self::Unverified => "not verified yet",
+        }
+    }
 }
 
 /// Stored with each secret as JSON and shown to staff (`check` in the API).

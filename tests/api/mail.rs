@@ -347,6 +347,10 @@ async fn staff_are_told_of_a_submission_without_any_secret_token_or_link(db: PgP
     rcpt.sort();
     assert_eq!(rcpt, ["lead@acme.example", "ops@acme.example"]);
     assert!(staff.text.contains("Hooli") && staff.text.contains("generic"));
+    assert_eq!(
+        staff.subject, "Keydrop: A credential for Hooli received (not verified yet)",
+        "the brand, what arrived and the check in words"
+    );
     assert!(
         staff.text.contains(&reference),
         "the reference names the secret"
