@@ -199,6 +199,9 @@ pub enum PageError {
     /// Too many failed lookups from this client; retry after this many seconds.
     TooMany(u64),
     Unavailable,
+    /// A receipt's "check again" while the KMS holding the secret's key
+    /// cannot be asked: the credential is stored, only the check cannot run.
+    RecheckUnavailable,
     Internal(anyhow::Error),
 }
 
@@ -220,7 +223,7 @@ impl From<SecretError> for PageError {
             SecretError::Db(e) => e.into(),
             SecretError::KmsUnavailable(e) => {
                 tracing::error!(error = %e, "KMS unavailable: public re-check refused");
-                Self::Unavailable
+                Self::RecheckUnavailable
             }
             e => Self::Internal(anyhow::Error::new(e)),
         }
@@ -283,6 +286,12 @@ impl IntoResponse for PageError {
                 "Temporarily unavailable",
                 "We cannot store credentials right now.".to_owned(),
                 "Nothing was stored. Please try again in a few minutes.",
+            ),
+            Self::RecheckUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The check cannot run right now",
+                "The service that holds our encryption keys is not answering, so we cannot check your credential again at the moment.".to_owned(),
+                "Your credential was received and is stored encrypted; you do not need to send it again. Try the check again in a few minutes.",
             ),
             Self::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error on a public page");

@@ -3,6 +3,8 @@
 
 use crate::helpers::*;
 use crate::kms_support::{signal, Bao, Moto};
+use crate::support::console::{csrf, spawn_console_with};
+use crate::support::openbao::INGESTION;
 use keydrop::crypto::Keyring;
 use keydrop::kms::Keys;
 use keydrop::ops::rotate::{self, Options};
@@ -42,6 +44,22 @@ async fn revealed_secret(app: &TestApp, id: &str) -> String {
 /// (kek_id, wrapped key) of a row.
 async fn row_key(db: &PgPool, id: &str) -> (String, Vec<u8>) {
     sqlx::query_as("SELECT kek_id, wrapped_dek FROM secrets WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+async fn status_of(db: &PgPool, id: &str) -> String {
+    sqlx::query_scalar("SELECT status::text FROM secrets WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+async fn check_of(db: &PgPool, id: &str) -> Value {
+    sqlx::query_scalar("SELECT check_result FROM secrets WHERE id = $1::uuid")
         .bind(id)
         .fetch_one(db)
         .await
@@ -198,7 +216,13 @@ async fn a_stopped_openbao_fails_closed_with_503s_loses_nothing_and_recovers(db:
     let mut env = bao.env(&token);
     env.push(("KEYDROP_KMS_TIMEOUT", "1s".into()));
     let app = spawn(&db, &new_kek("ring-a"), &env).await;
-    let stored = submit(&app, "before-the-outage-1").await;
+    let (_, first_link) = app.create_link("greenhouse").await;
+    let receipt = app
+        .submit_greenhouse(&first_link, "before-the-outage-1")
+        .await;
+    assert_eq!(receipt.status(), StatusCode::OK);
+    let receipt = receipt.text().await.unwrap();
+    let stored = reference_from(&receipt);
     let (_, link) = app.create_link("greenhouse").await;
 
     signal(&bao.child, "STOP");
@@ -212,6 +236,33 @@ async fn a_stopped_openbao_fails_closed_with_503s_loses_nothing_and_recovers(db:
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["error"]["code"], "kms_unavailable");
+    let resp = app
+        .post(&format!("/api/v1/secrets/{stored}/check"), &app.admin, None)
+        .await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "kms_unavailable");
+    // The receipt's "check again": the credential is stored, only the check
+    // cannot run; the page must not claim that nothing was stored.
+    let resp = app
+        .submit(
+            &first_link,
+            &[
+                ("csrf_token", &csrf_from(&receipt)),
+                ("reference", &stored),
+                ("recheck", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("is stored encrypted"), "{html}");
+    assert!(!html.contains("Nothing was stored") && !html.contains("before-the-outage-1"));
+    assert_eq!(
+        status_of(&db, &stored).await,
+        "received",
+        "the refused reveal changed nothing"
+    );
     let ready = app.get("/readyz", "").await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let ready: Value = ready.json().await.unwrap();
@@ -320,4 +371,75 @@ async fn an_aws_wrapped_key_moved_to_another_row_fails_its_encryption_context(db
     .await
     .unwrap();
     assert_eq!(failures, 2, "each refused reveal is on record");
+}
+
+#[sqlx::test]
+async fn the_console_answers_a_503_page_while_openbao_is_stopped_and_changes_nothing(db: PgPool) {
+    let transit = Bao::start().await;
+    let token = transit.token_for(&["encrypt", "decrypt"]).await;
+    let mut env: Vec<(String, String)> = transit
+        .env(&token)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    env.push(("KEYDROP_KMS_TIMEOUT".into(), "1s".into()));
+    let Some(c) = spawn_console_with(db, env).await else {
+        return;
+    };
+    let id = submit(&c.app, "console-outage-secret-1").await;
+    assert!(row_key(&c.app.db, &id)
+        .await
+        .0
+        .starts_with("vault:transit/"));
+    let staff = c.login(&INGESTION).await;
+    let (status, page) = c.page(&staff, &format!("/secrets/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let token = csrf(&page);
+    let check_before = check_of(&c.app.db, &id).await;
+
+    // Transit frozen: every console action that opens the secret is a 503
+    // page saying nothing changed, never a 500, and never the secret.
+    signal(&transit.child, "STOP");
+    for (path, fields) in [
+        (
+            format!("/secrets/{id}/reveal"),
+            vec![("reason", "ticket ING-9")],
+        ),
+        (format!("/secrets/{id}/check"), vec![]),
+    ] {
+        let resp = c.post(&staff, &path, &token, &fields).await;
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        let html = resp.text().await.unwrap();
+        assert!(html.contains("Key service unavailable"), "{path}: {html}");
+        assert!(html.contains("Nothing was changed"), "{path}: {html}");
+        assert!(!html.contains("console-outage-secret-1"));
+    }
+    assert_eq!(status_of(&c.app.db, &id).await, "received", "not revealed");
+    assert_eq!(
+        check_of(&c.app.db, &id).await,
+        check_before,
+        "no new result"
+    );
+    let revealed = c.events("secret.revealed").await;
+    assert_eq!(revealed.len(), 1, "the refused reveal is on record");
+    assert_eq!(revealed[0].1, "failure");
+    assert!(c.events("check.completed").await.is_empty(), "no check ran");
+
+    signal(&transit.child, "CONT");
+    let path = format!("/secrets/{id}/reveal");
+    eventually("the console to reveal again", || async {
+        c.post(&staff, &path, &token, &[("reason", "ticket ING-9")])
+            .await
+            .status()
+            == StatusCode::OK
+    })
+    .await;
+    let resp = c
+        .post(&staff, &path, &token, &[("reason", "ticket ING-9")])
+        .await;
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("console-outage-secret-1"));
 }

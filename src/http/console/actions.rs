@@ -32,6 +32,7 @@ impl From<SecretError> for ConsoleError {
             SecretError::KekUnavailable(k) => ConsoleError::Conflict(format!(
                 "the key that encrypted this secret (KEK {k:?}) is not configured on this server"
             )),
+            SecretError::KmsUnavailable(e) => ConsoleError::KmsUnavailable(e.to_string()),
             e => ConsoleError::Internal(e.into()),
         }
     }

@@ -25,6 +25,13 @@ pub enum ConsoleError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// The KMS holding the secret's key could not be asked (down, slow,
+    /// refusing): a 503 that says nothing changed. The cause is logged only.
+    #[error(
+        "the key service that holds this secret's key is unavailable, so the secret could not be \
+         opened. Nothing was changed (the attempt is in the audit trail). Try again in a moment."
+    )]
+    KmsUnavailable(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -66,6 +73,14 @@ impl IntoResponse for ConsoleError {
             Self::Csrf => page(StatusCode::FORBIDDEN, "Form expired", &message),
             Self::BadRequest(_) => page(StatusCode::BAD_REQUEST, "Cannot do that", &message),
             Self::Conflict(_) => page(StatusCode::CONFLICT, "Cannot do that", &message),
+            Self::KmsUnavailable(why) => {
+                tracing::error!(error = %why, "KMS unavailable: console action refused");
+                page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Key service unavailable",
+                    &message,
+                )
+            }
             Self::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "console request failed");
                 page(

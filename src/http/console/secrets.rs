@@ -260,6 +260,7 @@ pub async fn check(
         Err(RecheckError::Shredded) => Err(ConsoleError::Conflict(
             "this secret was shredded; there is nothing to check".into(),
         )),
-        Err(e) => Err(ConsoleError::Internal(e.into())),
+        // The secret actions' one mapping: a KMS outage is a 503 page.
+        Err(e) => Err(e.into()),
     }
 }
