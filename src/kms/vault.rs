@@ -1,9 +1,9 @@
 //! Vault / OpenBao Transit as a KEK backend.
 //!
 //! Hand-written on purpose: there is no official Rust SDK for Vault, and the
-//! community crates cover far more than the four calls used here (Transit
-//! `encrypt` and `decrypt`, AppRole `login`, `lookup-self` for the token's
-//! lifetime). A thin typed client on the reqwest already in the tree keeps the
+//! community crates cover far more than the three calls used here (Transit
+//! `encrypt` and `decrypt`, AppRole `login`, whose lease says when to log in
+//! again). A thin typed client on the reqwest already in the tree keeps the
 //! dependency surface small and every request visible.
 //!
 //! Transit `rewrap` is deliberately not used: Transit accepts AEAD
