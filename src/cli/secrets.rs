@@ -1,9 +1,11 @@
-//! `keydrop secret list|show|reveal|ingested|check`: what arrived, through
-//! the internal API only (`KEYDROP_API_URL`), so the people who fetch keys
-//! need a staff token with the right scope and never the database or KEKs.
+//! `keydrop secret list|show|reveal|ingested|check|shred`: what arrived,
+//! through the internal API only (`KEYDROP_API_URL`), so the people who
+//! fetch keys need a staff token with the right scope and never the database
+//! or KEKs.
 
 use super::remote::Remote;
-use crate::http::api::views::{Revealed, SecretList, SecretView};
+use crate::domain::Reason;
+use crate::http::api::views::{ReasonBody, Revealed, SecretList, SecretView};
 use anyhow::bail;
 use clap::Subcommand;
 use reqwest::Method;
@@ -34,7 +36,12 @@ pub enum SecretCmd {
     },
     /// Print the credential's fields as JSON on stdout, and nothing else
     /// (scope reveal; audited).
-    Reveal { id: Uuid },
+    Reveal {
+        id: Uuid,
+        /// Why, recorded in the audit event: 3 to 500 characters, one line.
+        #[arg(long, value_parser = parse_reason)]
+        reason: Option<Reason>,
+    },
     /// Mark a revealed secret ingested (scope reveal).
     Ingested {
         id: Uuid,
@@ -47,6 +54,27 @@ pub enum SecretCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Crypto-shred a secret: its ciphertext and wrapped key are deleted for
+    /// good, its metadata stays (scope admin; audited).
+    Shred {
+        id: Uuid,
+        /// Why, recorded in the audit event: 3 to 500 characters, one line.
+        #[arg(long, value_parser = parse_reason)]
+        reason: Option<Reason>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_reason(raw: &str) -> Result<Reason, String> {
+    Reason::parse(raw).map_err(|e| format!("the reason {e}"))
+}
+
+/// The body of a reveal or a shred: none without a reason, as before reasons.
+fn reason_body(reason: Option<Reason>) -> Option<ReasonBody> {
+    reason.map(|r| ReasonBody {
+        reason: Some(r.as_str().to_owned()),
+    })
 }
 
 pub(super) async fn secret(cmd: SecretCmd, remote: Option<Remote>) -> anyhow::Result<()> {
@@ -81,13 +109,13 @@ pub(super) async fn secret(cmd: SecretCmd, remote: Option<Remote>) -> anyhow::Re
             let s: SecretView = api.get(&format!("secrets/{id}"), &[]).await?;
             print(&s, json)?;
         }
-        SecretCmd::Reveal { id } => {
+        SecretCmd::Reveal { id, reason } => {
             let r: Revealed = api
                 .call(
                     Method::POST,
                     &format!("secrets/{id}/reveal"),
                     &[],
-                    None::<&()>,
+                    reason_body(reason).as_ref(),
                 )
                 .await?;
             println!("{}", serde_json::to_string(&r.fields)?);
@@ -110,6 +138,17 @@ pub(super) async fn secret(cmd: SecretCmd, remote: Option<Remote>) -> anyhow::Re
                     &format!("secrets/{id}/check"),
                     &[],
                     None::<&()>,
+                )
+                .await?;
+            print(&s, json)?;
+        }
+        SecretCmd::Shred { id, reason, json } => {
+            let s: SecretView = api
+                .call(
+                    Method::DELETE,
+                    &format!("secrets/{id}"),
+                    &[],
+                    reason_body(reason).as_ref(),
                 )
                 .await?;
             print(&s, json)?;

@@ -28,6 +28,7 @@ mod operator;
 mod ops_support;
 mod processes;
 mod providers;
+mod reasons;
 mod resubmission;
 mod retention;
 mod rotation;

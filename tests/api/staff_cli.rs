@@ -202,3 +202,80 @@ async fn commands_that_need_the_database_say_so_when_only_the_api_is_configured(
     assert!(!ok);
     assert!(err.contains("KEYDROP_API_URL"), "{err}");
 }
+
+#[sqlx::test]
+async fn staff_reveal_and_shred_with_a_reason_that_the_audit_event_records(db: PgPool) {
+    let app = spawn_app(db).await;
+    let cli = || staff_cli(&app, &app.admin);
+    let secret = "wh-reason-0123456789abcdef-SECRET";
+    submit_generic(&app, secret).await;
+    let list: SecretList = app
+        .get("/api/v1/secrets", &app.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = list.items[0].id.to_string();
+    let detail = |action: &'static str| {
+        let db = app.db.clone();
+        async move {
+            sqlx::query_scalar::<_, Value>(
+                "SELECT detail FROM audit_events WHERE action = $1 ORDER BY id",
+            )
+            .bind(action)
+            .fetch_all(&db)
+            .await
+            .unwrap()
+        }
+    };
+
+    // A reason the CLI refuses never reaches the API.
+    let (ok, _, err) = run_cli(cli(), &["secret", "reveal", &id, "--reason", "ab"]).await;
+    assert!(!ok);
+    assert!(err.contains("3 to 500 characters"), "{err}");
+    assert!(detail("secret.revealed").await.is_empty());
+
+    let (ok, out, err) = run_cli(
+        cli(),
+        &["secret", "reveal", &id, "--reason", "ticket CLI-3"],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let fields: Value = serde_json::from_str(&out).expect("stdout is exactly one JSON value");
+    assert_eq!(fields["secret"], secret);
+    assert_eq!(detail("secret.revealed").await[0]["reason"], "ticket CLI-3");
+
+    let (ok, out, err) = run_cli(
+        cli(),
+        &[
+            "secret",
+            "shred",
+            &id,
+            "--reason",
+            "customer left",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let meta: SecretView = serde_json::from_str(&out).unwrap();
+    assert_eq!(meta.status, "shredded");
+    let shredded = detail("secret.shredded").await;
+    assert_eq!(shredded[0]["reason"], "customer left");
+    assert_eq!(shredded[0]["from"], "revealed");
+
+    // Without --reason, no body: as before.
+    submit_generic(&app, "wh-second-0123456789abcdef-SECRET").await;
+    let list: SecretList = app
+        .get("/api/v1/secrets?status=received", &app.admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second = list.items[0].id.to_string();
+    let (ok, _, err) = run_cli(cli(), &["secret", "shred", &second]).await;
+    assert!(ok, "{err}");
+    let shredded = detail("secret.shredded").await;
+    assert_eq!(shredded.len(), 2);
+    assert!(shredded[1].get("reason").is_none(), "{}", shredded[1]);
+}

@@ -21,23 +21,67 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
-            return Err(ApiError::UnsupportedMediaType(
-                "send the body as JSON, with the header Content-Type: application/json",
-            ));
+            return Err(not_json());
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::TooLarge
-            } else {
-                ApiError::bad_request("bad_request", "the request body could not be read")
-            }
-        })?;
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de)
-            .and_then(|v| de.end().map(|()| v).map_err(path_error))
-            .map_err(|e| json_error(&e))?;
-        Ok(Self(value))
+        let bytes = read(req, state).await?;
+        parse(&bytes).map(Self)
     }
+}
+
+/// A JSON object body that may be left out: an empty body (whatever its
+/// content type, as a client without a body sends it) or JSON `null` is
+/// `None`; any other is read like [`JsonBody`] (415 unless it is JSON, 400
+/// malformed, 422 a field), and must be an object (serde would otherwise
+/// fill a struct from a list).
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = is_json(req.headers());
+        let bytes = read(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(Self(None));
+        }
+        if !json {
+            return Err(not_json());
+        }
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{' | b'n') => parse(&bytes).map(Self),
+            _ => {
+                // Not JSON at all is a 400 that says where; a list or a
+                // scalar is the wrong shape.
+                parse::<serde::de::IgnoredAny>(&bytes)?;
+                Err(ApiError::Invalid(
+                    "the body must be a JSON object with named fields".into(),
+                ))
+            }
+        }
+    }
+}
+
+fn not_json() -> ApiError {
+    ApiError::UnsupportedMediaType(
+        "send the body as JSON, with the header Content-Type: application/json",
+    )
+}
+
+async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::bad_request("bad_request", "the request body could not be read")
+        }
+    })
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v).map_err(path_error))
+        .map_err(|e| json_error(&e))
 }
 
 /// `serde_json`'s `end()` error has no path; give it the root one.

@@ -5,7 +5,7 @@
 
 use super::views::{
     AuditEventView, AuditPage, CreatedLink, EmailStatus, ErrorBody, ErrorDetail, LinkList,
-    LinkView, NewLink, Revealed, SecretList, SecretView,
+    LinkView, NewLink, ReasonBody, Revealed, SecretList, SecretView,
 };
 use super::{audit, requests, schema, secrets};
 use crate::providers::{CheckResult, CheckStatus};
@@ -40,7 +40,7 @@ unknown status or provider values and a `limit` outside 1-1000."
     components(
         schemas(
             LinkView, CreatedLink, LinkList, LinkState, EmailStatus, NewLink, SecretView, SecretList,
-            Revealed, CheckResult, CheckStatus, AuditEventView, AuditPage, ErrorBody,
+            Revealed, ReasonBody, CheckResult, CheckStatus, AuditEventView, AuditPage, ErrorBody,
             ErrorDetail, schema::ProviderId, schema::SecretStatus,
         ),
         responses(ErrorResponse)

@@ -60,7 +60,11 @@ pub fn secret_status() -> Ref {
 /// Python/ECMAScript regex escapes. Built from the Unicode tables that
 /// `domain::text` checks against.
 fn class(format: bool) -> String {
-    let refused = |c: char| c.is_control() || (format && is_format(c));
+    ranges(|c| c.is_control() || (format && is_format(c)))
+}
+
+/// A character class body of every character `member` holds, as ranges.
+fn ranges(member: impl Fn(char) -> bool) -> String {
     let mut out = String::new();
     let mut start: Option<char> = None;
     let mut prev = '\0';
@@ -72,7 +76,7 @@ fn class(format: bool) -> String {
         }
     };
     for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
-        match (refused(c), start) {
+        match (member(c), start) {
             (true, None) => start = Some(c),
             (false, Some(s)) => {
                 push(s, prev, &mut out);
@@ -109,6 +113,19 @@ pub static IDENTIFIER: LazyLock<String> = LazyLock::new(|| {
 /// no other control character.
 pub static MULTILINE: LazyLock<String> =
     LazyLock::new(|| "^(?:[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f]|\\r\\n)*$".to_owned());
+
+/// A reason for a reveal or a shred (`domain::Reason`): after trimming
+/// whitespace (`char::is_whitespace`), 3 to 500 characters with no control
+/// character.
+pub static REASON: LazyLock<String> = LazyLock::new(|| {
+    let ws = ranges(char::is_whitespace);
+    let cc = class(false);
+    let (inner_min, inner_max) = (
+        crate::domain::Reason::MIN_CHARS - 2,
+        crate::domain::Reason::MAX_CHARS - 2,
+    );
+    format!("^[{ws}]*[^{ws}{cc}][^{cc}]{{{inner_min},{inner_max}}}[^{ws}{cc}][{ws}]*$")
+});
 
 /// A query filter (`domain::text::filter`): anything but control characters.
 pub static FILTER: LazyLock<String> = LazyLock::new(|| format!("^[^{}]*$", class(false)));
@@ -170,6 +187,11 @@ pub fn send_to() -> Schema {
 /// `expires_in` of a new link; `null` or absent means the default.
 pub fn expires_in() -> Schema {
     string(DURATION, None, None, true)
+}
+
+/// `reason` of a reveal or a shred; `null` or absent for none.
+pub fn reason() -> Schema {
+    string(&REASON, None, None, true)
 }
 
 /// A free-text query filter.

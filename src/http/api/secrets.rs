@@ -1,9 +1,9 @@
 //! Secrets: list and read metadata, reveal, mark ingested, crypto-shred.
 
-use super::json::{limit, ApiQuery};
-use super::views::{ErrorBody, Revealed, SecretList, SecretView};
+use super::json::{limit, ApiQuery, OptionalJsonBody};
+use super::views::{ErrorBody, ReasonBody, Revealed, SecretList, SecretView};
 use super::{parse_id, provider_filter, text_filter, ErrorResponse};
-use crate::domain::{Scope, SecretStatus};
+use crate::domain::{Reason, Scope, SecretStatus};
 use crate::http::error::ApiError;
 use crate::http::staff::Staff;
 use crate::http::AppState;
@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use utoipa::IntoParams;
+use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -28,6 +29,21 @@ pub fn router() -> Router<AppState> {
 }
 
 const NOT_FOUND: &str = crate::http::error::SECRET_NOT_FOUND;
+
+/// The secret an action names, once the token has `scope`: a malformed id
+/// names nothing, so it is a 404.
+fn secret_id(staff: &Staff, scope: Scope, raw: &str) -> Result<Uuid, ApiError> {
+    staff.require(scope)?;
+    parse_id(raw, NOT_FOUND)
+}
+
+/// The reason an optional `{"reason": …}` body gives, read as the console
+/// reads one (`domain::Reason`); a bad one is a 422 naming the field.
+fn reason(body: Option<ReasonBody>) -> Result<Option<Reason>, ApiError> {
+    body.and_then(|b| b.reason)
+        .map(|r| Reason::parse(&r).map_err(|e| ApiError::Invalid(format!("reason {e}"))))
+        .transpose()
+}
 
 /// `GET /api/v1/secrets` query; every filter is optional, they combine with AND.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -95,8 +111,7 @@ pub(super) async fn show(
     staff: Staff,
     Path(id): Path<String>,
 ) -> Result<Json<SecretView>, ApiError> {
-    staff.require(Scope::Read)?;
-    let id = parse_id(&id, NOT_FOUND)?;
+    let id = secret_id(&staff, Scope::Read, &id)?;
     secrets::get(&state.db, id)
         .await?
         .map(|m| Json(m.into()))
@@ -104,19 +119,22 @@ pub(super) async fn show(
 }
 
 /// Decrypts and returns the credential (scope `reveal`). The audit event
-/// commits before anything is returned: no record, no reveal. Two
-/// round-trips: the row is read and opened, then one statement
-/// (`store::actions::reveal`) locks it, moves it to `revealed` and writes the
-/// event and the webhook message; if it was shredded in between, that
-/// statement writes nothing and the answer is the 409 of a shredded secret.
-/// The answer carries `Cache-Control: no-store`.
+/// (with the body's `reason`, when given) commits before anything is
+/// returned: no record, no reveal. Two round-trips: the row is read and
+/// opened, then one statement (`store::actions::reveal`) locks it, moves it
+/// to `revealed` and writes the event and the webhook message; if it was
+/// shredded in between, that statement writes nothing and the answer is the
+/// 409 of a shredded secret. The answer carries `Cache-Control: no-store`.
 #[utoipa::path(
     post, path = "/api/v1/secrets/{id}/reveal", tag = "secrets",
     params(("id" = Uuid, Path, description = "The secret's id")),
+    request_body(content = Option<ReasonBody>, description = "Optional: why, recorded in the audit event (`detail.reason`). No body records no reason."),
     responses(
         (status = 200, description = "The credential, with `Cache-Control: no-store`", body = Revealed),
-        (status = 403, response = ErrorResponse), (status = 404, response = ErrorResponse),
-        (status = 409, response = ErrorResponse),
+        (status = 400, response = ErrorResponse), (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse), (status = 409, response = ErrorResponse),
+        (status = 413, response = ErrorResponse), (status = 415, response = ErrorResponse),
+        (status = 422, response = ErrorResponse),
         (status = 500, description = "`kek_unavailable` when the secret's KEK is not configured, `internal` when it fails to decrypt", body = ErrorBody),
         (status = 503, description = "`kms_unavailable` when the KMS holding the secret's key cannot be asked (down, slow, refusing)", body = ErrorBody),
     ),
@@ -126,10 +144,18 @@ pub(super) async fn reveal(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<ReasonBody>,
 ) -> Result<Response, ApiError> {
-    staff.require(Scope::Reveal)?;
-    let id = parse_id(&id, NOT_FOUND)?;
-    let revealed = service::reveal(&state.db, &state.keys, &staff.actor, id, None).await?;
+    let id = secret_id(&staff, Scope::Reveal, &id)?;
+    let why = reason(body)?;
+    let revealed = service::reveal(
+        &state.db,
+        &state.keys,
+        &staff.actor,
+        id,
+        why.as_ref().map(Reason::as_str),
+    )
+    .await?;
     state.metrics.reveal(&revealed.meta.provider);
     let body = Revealed {
         id,
@@ -159,21 +185,24 @@ pub(super) async fn ingested(
     staff: Staff,
     Path(id): Path<String>,
 ) -> Result<Json<SecretView>, ApiError> {
-    staff.require(Scope::Reveal)?;
-    let id = parse_id(&id, NOT_FOUND)?;
+    let id = secret_id(&staff, Scope::Reveal, &id)?;
     let meta = service::mark_ingested(&state.db, &staff.actor, id).await?;
     Ok(Json(meta.into()))
 }
 
 /// Crypto-shreds a secret: its ciphertext and wrapped key are deleted,
-/// metadata stays (scope `admin`).
+/// metadata stays (scope `admin`). The body's `reason`, when given, is
+/// recorded in the `secret.shredded` event.
 #[utoipa::path(
     delete, path = "/api/v1/secrets/{id}", tag = "secrets",
     params(("id" = Uuid, Path, description = "The secret's id")),
+    request_body(content = Option<ReasonBody>, description = "Optional: why, recorded in the audit event (`detail.reason`). No body records no reason."),
     responses(
         (status = 200, description = "The tombstone", body = SecretView),
-        (status = 403, response = ErrorResponse), (status = 404, response = ErrorResponse),
-        (status = 409, response = ErrorResponse),
+        (status = 400, response = ErrorResponse), (status = 403, response = ErrorResponse),
+        (status = 404, response = ErrorResponse), (status = 409, response = ErrorResponse),
+        (status = 413, response = ErrorResponse), (status = 415, response = ErrorResponse),
+        (status = 422, response = ErrorResponse),
     ),
     security(("staffToken" = ["admin"]))
 )]
@@ -181,10 +210,17 @@ pub(super) async fn shred(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<ReasonBody>,
 ) -> Result<Json<SecretView>, ApiError> {
-    staff.require(Scope::Admin)?;
-    let id = parse_id(&id, NOT_FOUND)?;
-    let meta = service::shred(&state.db, &staff.actor, id, None).await?;
+    let id = secret_id(&staff, Scope::Admin, &id)?;
+    let why = reason(body)?;
+    let meta = service::shred(
+        &state.db,
+        &staff.actor,
+        id,
+        why.as_ref().map(Reason::as_str),
+    )
+    .await?;
     Ok(Json(meta.into()))
 }
 
@@ -206,8 +242,7 @@ pub(super) async fn check(
     staff: Staff,
     Path(id): Path<String>,
 ) -> Result<Json<SecretView>, ApiError> {
-    staff.require(Scope::Reveal)?;
-    let id = parse_id(&id, NOT_FOUND)?;
+    let id = secret_id(&staff, Scope::Reveal, &id)?;
     let (meta, _) = recheck(&state.db, &state.keys, &state.checker, &staff.actor, id).await?;
     Ok(Json(meta.into()))
 }

@@ -230,6 +230,19 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// The optional body of a reveal or a shred: why, for the audit trail (the
+/// event's `detail.reason`, as the console records it). An empty body,
+/// `null`, `{}` or `{"reason": null}` record no reason.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Reason)]
+pub struct ReasonBody {
+    /// One line of 3 to 500 characters (surrounding whitespace is trimmed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::schema::reason)]
+    pub reason: Option<String>,
+}
+
 /// `POST /api/v1/requests`: a new drop link. `null` for an optional field
 /// means the same as leaving it out.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]

@@ -5,7 +5,7 @@
 
 use super::session::console;
 use super::{ConsoleError, ConsoleUser};
-use crate::domain::Scope;
+use crate::domain::{Reason, Scope};
 use crate::http::pages::render;
 use crate::http::AppState;
 use crate::service::secrets::{self, SecretError};
@@ -42,16 +42,14 @@ fn parse_id(id: &str) -> Result<Uuid, ConsoleError> {
     id.parse().map_err(|_| ConsoleError::NotFound(NOT_FOUND))
 }
 
-/// A reason as the audit trail keeps it: 3 to 500 characters, one line.
-fn reason(raw: &str) -> Result<String, ConsoleError> {
-    let r = raw.trim();
-    if r.chars().count() < 3 || r.chars().count() > 500 || r.chars().any(char::is_control) {
-        return Err(ConsoleError::BadRequest(
+/// A reason as the audit trail keeps it (`domain::Reason`).
+fn reason(raw: &str) -> Result<Reason, ConsoleError> {
+    Reason::parse(raw).map_err(|_| {
+        ConsoleError::BadRequest(
             "give a reason of 3 to 500 characters on one line; it is written into the audit trail"
                 .into(),
-        ));
-    }
-    Ok(r.to_owned())
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -91,7 +89,8 @@ pub async fn reveal(
     user.require(Scope::Reveal)?;
     let id = parse_id(&id)?;
     let why = reason(&form.reason)?;
-    let revealed = secrets::reveal(&state.db, &state.keys, &user.actor, id, Some(&why)).await?;
+    let revealed =
+        secrets::reveal(&state.db, &state.keys, &user.actor, id, Some(why.as_str())).await?;
     let fields = revealed
         .fields
         .iter()
@@ -153,6 +152,6 @@ pub async fn shred(
         ));
     }
     let why = reason(&form.reason)?;
-    secrets::shred(&state.db, &user.actor, id, Some(&why)).await?;
+    secrets::shred(&state.db, &user.actor, id, Some(why.as_str())).await?;
     Ok(back_to(id))
 }
