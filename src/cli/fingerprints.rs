@@ -37,6 +37,8 @@ pub async fn fingerprints(cmd: FingerprintsCmd) -> anyhow::Result<()> {
     let db = store::connect(&config.database_url).await?;
     canary::verify(&db, &ring).await?;
     let fingerprinter = fingerprint_keys::load(&db, &ring).await?;
+    // Envelopes open through the local ring or the KMS, as for a reveal.
+    let keys = crate::kms::Keys::connect(Arc::new(ring), config.kms.clone()).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     tokio::spawn(async move {
@@ -50,7 +52,7 @@ pub async fn fingerprints(cmd: FingerprintsCmd) -> anyhow::Result<()> {
     };
     let summary = fingerprints::refresh(
         &db,
-        &ring,
+        &keys,
         &fingerprinter,
         &Actor::cli(),
         opts,

@@ -1,7 +1,9 @@
 //! `keydrop fingerprints refresh`: recompute stored fingerprints by opening
 //! the envelopes, for rows written before fingerprints were keyed (which may
 //! hold the last four characters of a short secret) or under an older
-//! fingerprint key.
+//! fingerprint key. Each row is locked and opened through `service::secrets`
+//! (`lock`, `Sealed::open_fields` with `kms::Keys`), the one path that opens
+//! a secret, so a KMS-wrapped data key is unwrapped here as for a reveal.
 //!
 //! Like rotation, each batch is one transaction locking its rows with
 //! `SKIP LOCKED`, so the command runs beside serving replicas and can be
@@ -9,17 +11,17 @@
 //! Audit events already written are append-only and are not changed (see the
 //! README's upgrade note).
 
-use crate::crypto::{self, Context, Fingerprint, FingerprintKind, Fingerprinter, Keyring};
+use crate::crypto::{Fingerprint, FingerprintKind, Fingerprinter};
+use crate::kms::Keys;
 use crate::providers;
+use crate::service::secrets::{self, SecretError};
 use crate::store::audit::{self, Actor, NewEvent};
-use crate::store::fingerprint_keys::{self, Stale};
+use crate::store::fingerprint_keys;
 use serde::Serialize;
 use serde_json::json;
-use sqlx::PgPool;
-use std::collections::BTreeMap;
+use sqlx::{PgConnection, PgPool};
 use std::sync::atomic::{AtomicBool, Ordering};
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 /// How a refresh run proceeds.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +55,7 @@ pub struct Summary {
 /// `fingerprints.refreshed` audit event.
 pub async fn refresh(
     db: &PgPool,
-    ring: &Keyring,
+    keys: &Keys,
     fingerprinter: &Fingerprinter,
     actor: &Actor,
     opts: Options,
@@ -79,7 +81,7 @@ pub async fn refresh(
         after = last.id;
         let mut fresh = Vec::with_capacity(rows.len());
         for row in &rows {
-            match recompute(ring, fingerprinter, row) {
+            match recompute(&mut tx, keys, fingerprinter, row.id).await {
                 Ok(Some(f)) => {
                     summary.refreshed += 1;
                     fresh.push((row.id, f));
@@ -92,6 +94,8 @@ pub async fn refresh(
                     };
                     fresh.push((row.id, none));
                 }
+                // The batch's transaction is gone with the database: stop.
+                Err(Failed::Secret(SecretError::Db(e))) => return Err(e.into()),
                 Err(e) => {
                     tracing::warn!(secret_id = %row.id, error = %e, "cannot recompute a fingerprint");
                     summary.failures += 1;
@@ -114,27 +118,31 @@ pub async fn refresh(
     Ok(summary)
 }
 
-/// The fingerprint of one row under the current rule; `None` when shredded.
-fn recompute(
-    ring: &Keyring,
+/// Why one row's fingerprint could not be recomputed.
+#[derive(Debug, thiserror::Error)]
+enum Failed {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("unknown provider {0:?}")]
+    UnknownProvider(String),
+}
+
+/// The fingerprint of one row (locked by the batch's claim) under the
+/// current rule; `None` when shredded.
+async fn recompute(
+    tx: &mut PgConnection,
+    keys: &Keys,
     fingerprinter: &Fingerprinter,
-    row: &Stale,
-) -> anyhow::Result<Option<Fingerprint>> {
-    let Some(envelope) = &row.envelope else {
-        return Ok(None);
+    id: Uuid,
+) -> Result<Option<Fingerprint>, Failed> {
+    let sealed = match secrets::lock(tx, id).await {
+        Ok(sealed) => sealed,
+        Err(SecretError::Shredded) => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
-    let provider = providers::find(&row.provider)
-        .ok_or_else(|| anyhow::anyhow!("unknown provider {:?}", row.provider))?;
-    let plaintext = crypto::open(
-        ring,
-        Context {
-            secret_id: row.id,
-            provider: provider.id,
-        },
-        envelope,
-    )?;
-    let fields: BTreeMap<String, Zeroizing<String>> = serde_json::from_slice(&plaintext)
-        .map_err(|_| anyhow::anyhow!("the opened envelope is not a JSON object of strings"))?;
+    let provider = providers::find(&sealed.meta.provider)
+        .ok_or_else(|| Failed::UnknownProvider(sealed.meta.provider.clone()))?;
+    let fields = sealed.open_fields(keys).await?;
     Ok(Some(
         match fields.get(provider.fingerprint_field.as_str()) {
             Some(v) => fingerprinter.fingerprint(v),

@@ -5,7 +5,6 @@
 //! before the decryption; `check.completed` carries the result.
 
 use super::secrets::{self as secrets_service, SecretError};
-use crate::crypto::CryptoError;
 use crate::kms::Keys;
 use crate::providers::live::Checker;
 use crate::providers::{self, CheckResult};
@@ -15,7 +14,6 @@ use serde_json::json;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 /// Why a re-check did not run: the secret actions' one error type.
 pub type RecheckError = SecretError;
@@ -87,8 +85,7 @@ async fn run(
         (sealed.meta, plaintext)
     };
     let provider = providers::find(&meta.provider).ok_or(RecheckError::NotFound)?;
-    let fields: BTreeMap<String, Zeroizing<String>> = serde_json::from_slice(&plaintext)
-        .map_err(|_| RecheckError::Crypto(CryptoError::Authentication))?;
+    let fields = secrets_service::fields_of(&plaintext)?;
     drop(plaintext);
     let borrowed: BTreeMap<&str, &str> = fields
         .iter()

@@ -108,11 +108,27 @@ impl Sealed {
     }
 }
 
+/// A credential's fields as submitted, zeroized when dropped.
+pub type Fields = BTreeMap<String, Zeroizing<String>>;
+
+impl Sealed {
+    /// Opens the envelope ([`Sealed::open`]) and reads the credential's fields.
+    pub async fn open_fields(&self, keys: &Keys) -> Result<Fields, SecretError> {
+        fields_of(&self.open(keys).await?.plaintext)
+    }
+}
+
+/// The fields of an opened envelope. A payload that is not a JSON object of
+/// strings was not written by Keydrop: a failed decryption.
+pub fn fields_of(plaintext: &[u8]) -> Result<Fields, SecretError> {
+    serde_json::from_slice(plaintext).map_err(|_| SecretError::Crypto(CryptoError::Authentication))
+}
+
 /// A revealed credential: its fields as submitted, zeroized when dropped.
 /// `Debug` shows the id only; the fields are secret.
 pub struct RevealedSecret {
     pub meta: SecretMeta,
-    pub fields: BTreeMap<String, Zeroizing<String>>,
+    pub fields: Fields,
 }
 
 impl std::fmt::Debug for RevealedSecret {
@@ -156,8 +172,7 @@ pub async fn reveal(
             return Err(e);
         }
     };
-    let fields: BTreeMap<String, Zeroizing<String>> = serde_json::from_slice(&opened.plaintext)
-        .map_err(|_| SecretError::Crypto(CryptoError::Authentication))?;
+    let fields = fields_of(&opened.plaintext)?;
     let meta = sealed.meta;
     let message = webhooks::message(&webhooks::Event::SecretRevealed {
         secret_id: id,
