@@ -105,9 +105,16 @@ pub fn public_url_is_set() -> bool {
 }
 
 /// The login name of whoever runs a `keydrop` command (`$USER`), for the
-/// audit trail when `--actor` is not given.
+/// audit trail when neither `--actor` nor `KEYDROP_ACTOR` names one.
 pub fn operator_name() -> Option<String> {
     process_env("USER")
+}
+
+/// `KEYDROP_ACTOR`: who runs a `keydrop` command, as the audit trail records
+/// it (`cli:NAME`), when `--actor` is not given (e.g. in a container, where
+/// `$USER` says nothing).
+pub fn cli_actor() -> Option<String> {
+    process_env("KEYDROP_ACTOR")
 }
 
 /// Whether `DATABASE_URL` is set (the CLI says which commands need it before

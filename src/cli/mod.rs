@@ -30,8 +30,8 @@ use serde_json::json;
 )]
 pub struct Cli {
     /// Who runs the command, as the audit trail records it (`cli:NAME`;
-    /// default: $USER).
-    #[arg(long, global = true, env = "KEYDROP_ACTOR", value_name = "NAME")]
+    /// default: $KEYDROP_ACTOR, else $USER).
+    #[arg(long, global = true, value_name = "NAME")]
     pub actor: Option<String>,
     #[command(flatten)]
     pub api: remote::ApiArgs,
@@ -123,10 +123,11 @@ impl Command {
 
 /// Runs a parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Some(actor) = cli.actor.as_deref() {
+    // The environment is read by `config` alone (`KEYDROP_ACTOR`, `$USER`).
+    if let Some(actor) = cli.actor.clone().or_else(config::cli_actor).as_deref() {
         let actor = actor.trim();
         if actor.is_empty() || actor.len() > 100 || actor.chars().any(char::is_control) {
-            bail!("--actor must be 1-100 printable characters");
+            bail!("--actor (or KEYDROP_ACTOR) must be 1-100 printable characters");
         }
         store::audit::set_cli_actor(actor);
     } else if let Some(user) = config::operator_name() {

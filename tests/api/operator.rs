@@ -438,6 +438,42 @@ async fn an_unmigrated_database_says_to_run_keydrop_migrate(db: PgPool) {
 }
 
 #[sqlx::test]
+async fn keydrop_actor_names_the_operator_unless_the_actor_flag_does(db: PgPool) {
+    let url = database_url(&db);
+    let kek = new_kek("k");
+    let create = |env_actor: &str, flag: Option<&str>| {
+        let mut cmd = keydrop(&url, &kek);
+        cmd.env("KEYDROP_ACTOR", env_actor);
+        if let Some(name) = flag {
+            cmd.args(["--actor", name]);
+        }
+        cmd.args([
+            "request",
+            "create",
+            "--org",
+            "Acme",
+            "--provider",
+            "generic",
+        ]);
+        run(&mut cmd)
+    };
+    let (ok, _, stderr) = create("bea", None);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = create("bea", Some("ana"));
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = create("bad\u{7}name", None);
+    assert!(!ok);
+    assert!(stderr.contains("KEYDROP_ACTOR"), "{stderr}");
+    let actors: Vec<String> = sqlx::query_scalar(
+        "SELECT actor_name FROM audit_events WHERE action = 'link.created' ORDER BY id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(actors, ["cli:bea", "cli:ana"]);
+}
+
+#[sqlx::test]
 async fn the_cli_names_link_ids_flags_and_actors_warns_about_local_links_and_revokes_by_url(
     db: PgPool,
 ) {
