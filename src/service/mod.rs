@@ -3,5 +3,6 @@
 pub mod checks;
 pub mod links;
 pub mod secrets;
+pub mod sessions;
 pub mod submission;
 pub mod tokens;

@@ -7,8 +7,8 @@ use super::{ConsoleError, ConsoleUser};
 use crate::domain::Scope;
 use crate::http::pages::render;
 use crate::http::AppState;
+use crate::service;
 use crate::service::tokens::{self, TokenError};
-use crate::store::audit::{self, NewEvent};
 use crate::store::console as sessions;
 use crate::store::tokens as token_store;
 use askama::Template;
@@ -17,7 +17,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
-use serde_json::json;
 
 pub struct TokenRow {
     pub id: String,
@@ -202,16 +201,8 @@ pub async fn revoke_session(
     let id = id
         .parse()
         .map_err(|_| ConsoleError::NotFound("no live session with that id"))?;
-    let mut tx = state.db.begin().await?;
-    if !sessions::end(&mut *tx, id, "revoked").await? {
+    if !service::sessions::revoke(&state.db, &user.actor, id).await? {
         return Err(ConsoleError::NotFound("no live session with that id"));
     }
-    audit::record(
-        &mut *tx,
-        NewEvent::success(&user.actor, "console.session_revoked")
-            .detail(json!({ "session_id": id })),
-    )
-    .await?;
-    tx.commit().await?;
     Ok(see_other("/sessions"))
 }
