@@ -11,7 +11,13 @@ pub async fn run(fake: &str, iterations: usize) -> anyhow::Result<Value> {
     let base: url::Url = fake.parse()?;
     // Every upstream variable pointed at the fake.
     let upstreams = Upstreams::from_lookup(&|_| Some(base.to_string()))?;
-    let checker = Checker::new(upstreams, Duration::from_secs(10), Vec::new())?;
+    // A registry of its own: the counts are not read here.
+    let checker = Checker::new(
+        upstreams,
+        Duration::from_secs(10),
+        Vec::new(),
+        keydrop::metrics::Metrics::new(),
+    )?;
 
     // One upstream round-trip: a single Harvest request on a warm connection.
     let http = reqwest::Client::new();
