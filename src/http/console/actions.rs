@@ -38,7 +38,18 @@ impl From<SecretError> for ConsoleError {
     }
 }
 
-fn parse_id(id: &str) -> Result<Uuid, ConsoleError> {
+/// The secret a form acts on, once the form's token checks out and the
+/// person has `scope`: every action starts here.
+fn acting_on(
+    state: &AppState,
+    user: &ConsoleUser,
+    headers: &HeaderMap,
+    form: &ReasonForm,
+    scope: Scope,
+    id: &str,
+) -> Result<Uuid, ConsoleError> {
+    user.check_form(console(state)?, headers, &form.csrf_token)?;
+    user.require(scope)?;
     id.parse().map_err(|_| ConsoleError::NotFound(NOT_FOUND))
 }
 
@@ -85,9 +96,7 @@ pub async fn reveal(
     Path(id): Path<String>,
     Form(form): Form<ReasonForm>,
 ) -> Result<Response, ConsoleError> {
-    user.check_form(console(&state)?, &headers, &form.csrf_token)?;
-    user.require(Scope::Reveal)?;
-    let id = parse_id(&id)?;
+    let id = acting_on(&state, &user, &headers, &form, Scope::Reveal, &id)?;
     let why = reason(&form.reason)?;
     let revealed =
         secrets::reveal(&state.db, &state.keys, &user.actor, id, Some(why.as_str())).await?;
@@ -129,9 +138,7 @@ pub async fn ingested(
     Path(id): Path<String>,
     Form(form): Form<ReasonForm>,
 ) -> Result<Response, ConsoleError> {
-    user.check_form(console(&state)?, &headers, &form.csrf_token)?;
-    user.require(Scope::Reveal)?;
-    let id = parse_id(&id)?;
+    let id = acting_on(&state, &user, &headers, &form, Scope::Reveal, &id)?;
     secrets::mark_ingested(&state.db, &user.actor, id).await?;
     Ok(back_to(id))
 }
@@ -143,9 +150,7 @@ pub async fn shred(
     Path(id): Path<String>,
     Form(form): Form<ReasonForm>,
 ) -> Result<Response, ConsoleError> {
-    user.check_form(console(&state)?, &headers, &form.csrf_token)?;
-    user.require(Scope::Admin)?;
-    let id = parse_id(&id)?;
+    let id = acting_on(&state, &user, &headers, &form, Scope::Admin, &id)?;
     if form.confirm != "yes" {
         return Err(ConsoleError::BadRequest(
             "tick the confirmation: shredding destroys the credential for good".into(),
