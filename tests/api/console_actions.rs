@@ -43,6 +43,14 @@ async fn a_reveal_needs_a_reason_is_no_store_and_is_audited_as_the_person(db: Pg
     };
     let id = stored_secret(&c).await;
     let staff = c.login(&INGESTION).await;
+    // The page says what the secret is in people's words: the provider's
+    // name and what the fingerprint is.
+    let (_, page) = c.page(&staff, &format!("/secrets/{id}")).await;
+    assert!(page.contains("· Other credential</h1>"), "{page}");
+    assert!(
+        page.contains("the last characters of the credential"),
+        "{page}"
+    );
     let token = token_on(&c, &staff, &format!("/secrets/{id}")).await;
     let path = format!("/secrets/{id}/reveal");
     let no_reason = c.post(&staff, &path, &token, &[("reason", " ")]).await;

@@ -156,6 +156,10 @@ struct DetailPage<'a> {
     check_message: String,
     missing: Vec<String>,
     checked_at: String,
+    /// The provider's display name ("Greenhouse Harvest API v3").
+    provider_name: &'static str,
+    /// What the fingerprint is, as the customer's receipt says it.
+    fingerprint_hint: &'static str,
     events: Vec<TimelineEntry>,
     shredded: bool,
     can_ingest: bool,
@@ -221,7 +225,22 @@ pub async fn show(
                     .collect()
             })
             .unwrap_or_default(),
-        checked_at: text("checked_at"),
+        // Shown like every other time of the console, not as stored.
+        provider_name: crate::providers::find(&meta.provider)
+            .map_or("unknown provider", |p| p.name),
+        fingerprint_hint: match meta.fingerprint_kind.as_str() {
+            "tail" => "(the last characters of the credential, as on the customer's receipt)",
+            "keyed" => {
+                "(a keyed fingerprint, as on the customer's receipt: nothing of the credential)"
+            }
+            _ => "",
+        },
+        checked_at: check
+            .get("checked_at")
+            .and_then(Value::as_str)
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| format!("checked {}", stamp(t.to_utc())))
+            .unwrap_or_default(),
         events: timeline(events),
         shredded: meta.status == SecretStatus::Shredded,
         can_ingest: meta.status == SecretStatus::Revealed,
