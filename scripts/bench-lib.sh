@@ -52,6 +52,9 @@ bench_server_env() {
     internal_port="$(free_port $((public_port + 1)))"
     export KEYDROP_PUBLIC_ADDR="127.0.0.1:$public_port" KEYDROP_INTERNAL_ADDR="127.0.0.1:$internal_port"
     export KEYDROP_RATE_LIMIT=off KEYDROP_LOG_FORMAT=json KEYDROP_MAX_CONNECTIONS_PER_CLIENT=off
+    # As the Dockerfile ships it: mimalloc gives memory freed after start-up
+    # back (idle RSS; BENCHMARKS.md).
+    export MIMALLOC_ARENA_EAGER_COMMIT=0
 }
 
 # bench_links N FILE: N drop links of 100000 uses (the most one link takes), one per line.

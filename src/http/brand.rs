@@ -86,8 +86,49 @@ impl BrandAssets {
         }
     }
 
-    /// Fills the brand into a page rendered from `templates/base.html`.
+    /// Fills the brand into a page rendered from `templates/base.html`:
+    /// the title's suffix and the `<!--kd:…-->…<!--/kd:…-->` places (the
+    /// first of each), in one pass that copies the page once.
     pub fn fill(&self, html: &str) -> String {
+        const TITLE: &str = " · Keydrop</title>";
+        let mut spans: [Option<(usize, usize, &str)>; 4] = [None; 4];
+        spans[0] = html
+            .find(TITLE)
+            .map(|a| (a, a + TITLE.len(), self.title.as_str()));
+        for (i, (open, close, with)) in [
+            ("<!--kd:brand-->", "<!--/kd:brand-->", &self.header),
+            ("<!--kd:head-->", "<!--/kd:head-->", &self.head),
+            ("<!--kd:footer-->", "<!--/kd:footer-->", &self.footer),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if let (Some(a), Some(b)) = (html.find(open), html.find(close)) {
+                if a < b {
+                    spans[i + 1] = Some((a, b + close.len(), with.as_str()));
+                }
+            }
+        }
+        let mut spans: Vec<_> = spans.into_iter().flatten().collect();
+        spans.sort_unstable_by_key(|s| s.0);
+        let mut out = String::with_capacity(html.len() + 512);
+        let mut at = 0;
+        for (a, b, with) in spans {
+            if a < at {
+                // Overlapping places: not a page of ours; fill one by one.
+                return self.fill_slowly(html);
+            }
+            out.push_str(&html[at..a]);
+            out.push_str(with);
+            at = b;
+        }
+        out.push_str(&html[at..]);
+        out
+    }
+
+    /// [`Self::fill`] one place after the other (each in the page as the
+    /// previous replacement left it), for pages whose places overlap.
+    fn fill_slowly(&self, html: &str) -> String {
         let mut out = html.replacen(" · Keydrop</title>", &self.title, 1);
         for (marker, with) in [
             ("brand", &self.header),
@@ -164,13 +205,10 @@ fn serve(assets: &BrandAssets, file: &str) -> Response {
 /// Largest page the layer rewrites; anything bigger passes untouched.
 const MAX_PAGE: usize = 2 * 1024 * 1024;
 
-/// The response layer: HTML pages get the brand filled in (`None`: the
-/// internal listener, whose pages are the console's own).
-pub async fn layer(assets: Option<Arc<BrandAssets>>, req: Request, next: Next) -> Response {
+/// The response layer: HTML pages get the brand filled in (the public
+/// listener only: the internal listener's pages are the console's own).
+pub async fn layer(assets: Arc<BrandAssets>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
-    let Some(assets) = assets else {
-        return resp;
-    };
     let is_html = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -183,10 +221,45 @@ pub async fn layer(assets: Option<Arc<BrandAssets>>, req: Request, next: Next) -
     let Ok(bytes) = axum::body::to_bytes(body, MAX_PAGE).await else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
     };
-    let html = match String::from_utf8(bytes.to_vec()) {
-        Ok(s) => assets.fill(&s),
+    let html = match std::str::from_utf8(&bytes) {
+        Ok(s) => assets.fill(s),
         Err(_) => return Response::from_parts(parts, Body::from(bytes)),
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(html))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_pass_fill_is_the_place_by_place_fill() {
+        let brand = Brand {
+            name: "Acme <Co> & \"Sons\"".into(),
+            support_email: Some("help@acme.example".into()),
+            privacy_url: Some("https://acme.example/privacy".into()),
+            ..Brand::default()
+        };
+        let assets = BrandAssets::new(&brand);
+        let page = "<title>Receipt · Keydrop</title><!--kd:head--><!--/kd:head--></head>\
+                    <header><!--kd:brand--><span>Keydrop</span><!--/kd:brand--></header>\
+                    <main>· Keydrop</title> <!--kd:brand--></main>\
+                    <footer><!--kd:footer--><!--/kd:footer--></footer>";
+        let filled = assets.fill(page);
+        assert_eq!(filled, assets.fill_slowly(page));
+        assert!(filled.contains("Acme &lt;Co&gt;"), "{filled}");
+        assert!(filled.contains("help@acme.example"), "{filled}");
+        assert!(!filled.contains("<span>Keydrop</span>"), "{filled}");
+        // Pages without places, with a place missing its end, or with places
+        // out of order are filled the same way too.
+        for page in [
+            "plain",
+            "<!--kd:head-->x",
+            "<!--/kd:footer--><!--kd:footer-->",
+            "<!--kd:brand--><!--kd:head--><!--/kd:brand--><!--/kd:head-->",
+        ] {
+            assert_eq!(assets.fill(page), assets.fill_slowly(page), "{page}");
+        }
+    }
 }

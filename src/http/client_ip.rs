@@ -15,10 +15,7 @@
 //! and could otherwise start 2⁶⁴ fresh budgets.
 
 use axum::extract::{ConnectInfo, Request};
-use axum::middleware::Next;
-use axum::response::Response;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 pub use crate::domain::net::{client_key, parse_hop, IpNet, ProxyConfig, DEFAULT_IPV6_PREFIX};
 
@@ -26,15 +23,16 @@ pub use crate::domain::net::{client_key, parse_hop, IpNet, ProxyConfig, DEFAULT_
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-/// Middleware: records [`ClientIp`] in the request's extensions.
-pub async fn resolve(proxies: Arc<ProxyConfig>, mut req: Request, next: Next) -> Response {
+/// Records [`ClientIp`] in the request's extensions (a request mapping in
+/// the listener's layer stack).
+pub fn resolve(proxies: &ProxyConfig, mut req: Request) -> Request {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
     let ip = proxies.client_ip(peer, req.headers());
     req.extensions_mut().insert(ClientIp(ip));
-    next.run(req).await
+    req
 }
 
 /// Rate-limit key: the resolved client address, IPv6 by network prefix.

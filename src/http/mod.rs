@@ -123,8 +123,15 @@ pub fn public_router(state: AppState) -> Router {
         .with_state(state)
         .merge(assets::router())
         .merge(brand::router(brand.clone()));
-    let router = metrics.track(router, "public");
-    outer_layers(router, "public", https, proxies, Some(brand))
+    outer_layers(
+        router,
+        "public",
+        https,
+        proxies,
+        Some(brand),
+        metrics.layer("public"),
+        None,
+    )
 }
 
 /// The staff API, health checks and metrics.
@@ -154,12 +161,15 @@ pub fn internal_router(state: AppState) -> Router {
     } else {
         router
     };
-    let router = metrics
-        .track(router, "internal")
-        .layer(axum::middleware::from_fn(move |req, next| {
-            internal_guard::check(guard.clone(), req, next)
-        }));
-    outer_layers(router, "internal", false, proxies, None)
+    outer_layers(
+        router,
+        "internal",
+        false,
+        proxies,
+        None,
+        metrics.layer("internal"),
+        Some(guard),
+    )
 }
 
 /// A request body must arrive within this time once its headers have.
@@ -168,29 +178,40 @@ pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// Layers shared by both listeners, outermost first: security headers,
 /// request ids and spans, client address, the brand (public pages; outside
 /// the panic guard so its error page is branded too), panic guard,
-/// body-read deadline.
+/// body-read deadline, the internal listener's host guard, request metrics.
 ///
 /// One `Router::layer` with one composed stack, not one call per layer: each
 /// call boxes every route once more, and axum clones a route's boxed service
 /// (with every box inside it) on each request, so nine calls cost ~150
 /// allocations per request (callgrind, BENCHMARKS.md). Between layers that
 /// change body types, the bodies are mapped back to axum's, as `Router::layer`
-/// itself does.
+/// itself does. Layers that only look at or change the request or the
+/// response are plain `tower` maps, which neither clone the stack below them
+/// nor box a future per request, as axum's `middleware::map_*` and `from_fn`
+/// do; only the brand and the host guard, which await or answer, use `from_fn`.
+#[allow(clippy::too_many_arguments)]
 fn outer_layers(
     router: Router,
     listener: &'static str,
     https: bool,
     proxies: Arc<client_ip::ProxyConfig>,
     brand: Option<Arc<brand::BrandAssets>>,
+    metrics: crate::metrics::TrackLayer,
+    guard: Option<Arc<internal_guard::Guard>>,
 ) -> Router {
-    use axum::response::IntoResponse;
+    use axum::response::{IntoResponse, Response};
     use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
     use tower_http::trace::TraceLayer;
+    let brand = brand.map(|brand| {
+        axum::middleware::from_fn(move |req, next| brand::layer(brand.clone(), req, next))
+    });
+    let guard = guard.map(|guard| {
+        axum::middleware::from_fn(move |req, next| internal_guard::check(guard.clone(), req, next))
+    });
     let stack = tower::ServiceBuilder::new()
-        .layer(axum::middleware::map_response(move |r| {
-            security::headers(https, r)
-        }))
-        .layer(axum::middleware::map_request(trace::drop_insane_request_id))
+        .map_response(move |r: Response| security::headers(https, r))
+        .map_response(IntoResponse::into_response)
+        .map_request(trace::drop_insane_request_id)
         .layer(SetRequestIdLayer::new(trace::REQUEST_ID, MakeRequestUuid))
         .layer(
             TraceLayer::new_for_http()
@@ -199,12 +220,9 @@ fn outer_layers(
         )
         .map_response(IntoResponse::into_response)
         .layer(PropagateRequestIdLayer::new(trace::REQUEST_ID))
-        .layer(axum::middleware::from_fn(move |req, next| {
-            client_ip::resolve(proxies.clone(), req, next)
-        }))
-        .layer(axum::middleware::from_fn(move |req, next| {
-            brand::layer(brand.clone(), req, next)
-        }))
+        .map_request(move |req| client_ip::resolve(&proxies, req))
+        .option_layer(brand)
+        .map_response(IntoResponse::into_response)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             move |_payload: Box<dyn std::any::Any + Send + 'static>| panic_response(listener),
         ))
@@ -212,7 +230,9 @@ fn outer_layers(
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             BODY_READ_TIMEOUT,
         ))
-        .map_request(|r: axum::http::Request<_>| r.map(axum::body::Body::new));
+        .map_request(|r: axum::http::Request<_>| r.map(axum::body::Body::new))
+        .option_layer(guard)
+        .layer(metrics);
     router.layer(stack)
 }
 

@@ -9,7 +9,7 @@ const CSP: &str =
 
 /// CSP, framing, referrer, sniffing and caching headers; HSTS on https.
 /// `Cache-Control: no-store` is a default that static assets override.
-pub async fn headers(https: bool, mut resp: Response) -> Response {
+pub fn headers(https: bool, mut resp: Response) -> Response {
     let h = resp.headers_mut();
     // A response that brings its own policy keeps it (the brand's SVG logo:
     // `default-src 'none'`, stricter than the pages').

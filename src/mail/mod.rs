@@ -103,13 +103,21 @@ pub fn submission_note(
     provider: &str,
     submitter_email: &str,
     check: &CheckResult,
-) -> serde_json::Value {
-    json!({
-        "organization": organization,
-        "provider": provider,
-        "submitter_email": submitter_email,
-        "check_status": check.status,
-        "missing": check.missing,
+) -> crate::store::JsonText {
+    #[derive(serde::Serialize)]
+    struct Note<'a> {
+        organization: &'a str,
+        provider: &'a str,
+        submitter_email: &'a str,
+        check_status: CheckStatus,
+        missing: &'a [String],
+    }
+    crate::store::json_text(&Note {
+        organization,
+        provider,
+        submitter_email,
+        check_status: check.status,
+        missing: &check.missing,
     })
 }
 

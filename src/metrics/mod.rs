@@ -19,6 +19,8 @@
 
 mod scrape;
 
+pub use scrape::TrackLayer;
+
 use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

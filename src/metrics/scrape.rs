@@ -6,51 +6,102 @@ use super::{KekLabels, Metrics, PoolLabels, RequestLabels, RouteLabels, StatusLa
 use crate::store::maintenance;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use prometheus_client::encoding::prometheus_text;
 use sqlx::PgPool;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+/// See [`Metrics::layer`].
+#[derive(Clone)]
+pub struct TrackLayer {
+    metrics: Metrics,
+    listener: &'static str,
+}
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            metrics: self.metrics.clone(),
+            listener: self.listener,
+        }
+    }
+}
+
+/// See [`Metrics::layer`].
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+    metrics: Metrics,
+    listener: &'static str,
+}
+
+impl<S> tower::Service<Request> for Track<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let method = method_label(req.method());
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str)
+            .to_owned();
+        let (m, listener) = (self.metrics.clone(), self.listener);
+        let started = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut.await?;
+            let elapsed = started.elapsed().as_secs_f64();
+            let status = resp.status().as_u16();
+            m.0.latency
+                .get_or_create(&RouteLabels {
+                    listener,
+                    method,
+                    route: route.clone(),
+                })
+                .observe(elapsed);
+            m.0.requests
+                .get_or_create(&RequestLabels {
+                    listener,
+                    method,
+                    route,
+                    status,
+                })
+                .inc();
+            Ok(resp)
+        })
+    }
+}
+
 impl Metrics {
-    /// Counts and times every request of `router` by its matched route.
-    pub fn track(&self, router: Router, listener: &'static str) -> Router {
-        let metrics = self.clone();
-        router.layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| {
-                let m = metrics.clone();
-                async move {
-                    let method = method_label(req.method());
-                    let route = req
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("unmatched", MatchedPath::as_str)
-                        .to_owned();
-                    let started = Instant::now();
-                    let resp = next.run(req).await;
-                    let elapsed = started.elapsed().as_secs_f64();
-                    let status = resp.status().as_u16();
-                    m.0.latency
-                        .get_or_create(&RouteLabels {
-                            listener,
-                            method,
-                            route: route.clone(),
-                        })
-                        .observe(elapsed);
-                    m.0.requests
-                        .get_or_create(&RequestLabels {
-                            listener,
-                            method,
-                            route,
-                            status,
-                        })
-                        .inc();
-                    resp
-                }
-            },
-        ))
+    /// A layer counting and timing every request by its matched route. Goes
+    /// into the listener's one layer stack (`http::outer_layers`) rather than
+    /// a `Router::layer` of its own, which would box every route once more,
+    /// and is a plain `tower` service: no clone of the inner stack and no
+    /// boxed `Next` per request, as `middleware::from_fn` has (issue 16).
+    pub fn layer(&self, listener: &'static str) -> TrackLayer {
+        TrackLayer {
+            metrics: self.clone(),
+            listener,
+        }
     }
 
     /// `GET /metrics`, reading the database gauges from `db`; merged into the

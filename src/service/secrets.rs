@@ -66,14 +66,38 @@ pub struct Sealed {
     pub envelope: Envelope,
 }
 
-/// Reads a secret that still has its ciphertext, without a lock.
-pub async fn read(db: &PgPool, id: Uuid) -> Result<Sealed, SecretError> {
-    let row = secrets::sealed(db, id)
+/// What a reveal reads of a secret that still has its ciphertext, without a
+/// lock: the ids, names and envelope, and none of the metadata it does not
+/// show (decoding the stored check result alone cost a JSON parse per
+/// reveal; issue 16).
+#[derive(Debug)]
+pub struct ToReveal {
+    pub meta: RevealedMeta,
+    pub envelope: Envelope,
+}
+
+/// The metadata a revealed credential comes with.
+#[derive(Debug, Clone)]
+pub struct RevealedMeta {
+    pub id: Uuid,
+    pub request_id: Uuid,
+    pub organization: String,
+    pub provider: String,
+}
+
+/// Reads a secret to reveal, without a lock.
+pub async fn read(db: &PgPool, id: Uuid) -> Result<ToReveal, SecretError> {
+    let row = secrets::to_reveal(db, id)
         .await?
         .ok_or(SecretError::NotFound)?;
     let envelope = row.envelope.ok_or(SecretError::Shredded)?;
-    Ok(Sealed {
-        meta: row.meta,
+    Ok(ToReveal {
+        meta: RevealedMeta {
+            id,
+            request_id: row.request_id,
+            organization: row.organization,
+            provider: row.provider,
+        },
         envelope,
     })
 }
@@ -89,22 +113,9 @@ pub async fn lock(tx: &mut PgConnection, id: Uuid) -> Result<Sealed, SecretError
 }
 
 impl Sealed {
-    /// Opens the envelope through the local ring or the KMS (`kms::Keys`):
-    /// the one place a stored data key is unwrapped for an action, and where
-    /// an unknown KEK or an unreachable KMS become their own errors.
+    /// Opens the envelope through the local ring or the KMS: [`open`].
     pub async fn open(&self, keys: &Keys) -> Result<Opened, SecretError> {
-        let ctx = Context {
-            secret_id: self.meta.id,
-            provider: &self.meta.provider,
-        };
-        keys.open(ctx, &self.envelope).await.map_err(|e| match e {
-            KeyError::Crypto(CryptoError::UnknownKek(k)) | KeyError::Kms(KmsError::NotMine(k)) => {
-                SecretError::KekUnavailable(k)
-            }
-            KeyError::Kms(e) if e.is_unavailable() => SecretError::KmsUnavailable(e),
-            KeyError::Kms(_) => SecretError::Crypto(CryptoError::Authentication),
-            KeyError::Crypto(other) => SecretError::Crypto(other),
-        })
+        open(keys, self.meta.id, &self.meta.provider, &self.envelope).await
     }
 }
 
@@ -124,10 +135,34 @@ pub fn fields_of(plaintext: &[u8]) -> Result<Fields, SecretError> {
     serde_json::from_slice(plaintext).map_err(|_| SecretError::Crypto(CryptoError::Authentication))
 }
 
+/// Opens the envelope of secret `id` (of `provider`) through the local ring
+/// or the KMS (`kms::Keys`): the one place a stored data key is unwrapped for
+/// an action, and where an unknown KEK or an unreachable KMS become their own
+/// errors.
+pub async fn open(
+    keys: &Keys,
+    id: Uuid,
+    provider: &str,
+    envelope: &Envelope,
+) -> Result<Opened, SecretError> {
+    let ctx = Context {
+        secret_id: id,
+        provider,
+    };
+    keys.open(ctx, envelope).await.map_err(|e| match e {
+        KeyError::Crypto(CryptoError::UnknownKek(k)) | KeyError::Kms(KmsError::NotMine(k)) => {
+            SecretError::KekUnavailable(k)
+        }
+        KeyError::Kms(e) if e.is_unavailable() => SecretError::KmsUnavailable(e),
+        KeyError::Kms(_) => SecretError::Crypto(CryptoError::Authentication),
+        KeyError::Crypto(other) => SecretError::Crypto(other),
+    })
+}
+
 /// A revealed credential: its fields as submitted, zeroized when dropped.
 /// `Debug` shows the id only; the fields are secret.
 pub struct RevealedSecret {
-    pub meta: SecretMeta,
+    pub meta: RevealedMeta,
     pub fields: Fields,
 }
 
@@ -153,7 +188,7 @@ pub async fn reveal(
     reason: Option<&str>,
 ) -> Result<RevealedSecret, SecretError> {
     let sealed = read(db, id).await?;
-    let opened = match sealed.open(keys).await {
+    let opened = match open(keys, id, &sealed.meta.provider, &sealed.envelope).await {
         Ok(o) => o,
         Err(e) => {
             let cause = match &e {
@@ -181,16 +216,26 @@ pub async fn reveal(
         provider: &meta.provider,
         revealed_by: actor_name(actor),
     });
-    let mut detail = json!({ "provider": meta.provider, "kek_id": sealed.envelope.kek_id });
-    if let Some(kms) = &opened.kms {
-        // The KMS key and request id join this event with the KMS's own audit log.
-        detail["kms"] = json!(kms);
+    // Serialised straight into the statement's parameter (no `Value`).
+    #[derive(serde::Serialize)]
+    struct Detail<'a> {
+        provider: &'a str,
+        kek_id: &'a str,
+        /// The KMS key and request id join this event with the KMS's own audit log.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kms: Option<&'a crate::kms::KmsRecord>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
     }
-    with_reason(&mut detail, reason);
     let event = NewEvent::success(actor, "secret.revealed")
         .secret(id)
         .request(meta.request_id)
-        .detail(detail);
+        .detail_of(&Detail {
+            provider: &meta.provider,
+            kek_id: &sealed.envelope.kek_id,
+            kms: opened.kms.as_ref(),
+            reason,
+        });
     // One statement locks the row, moves `received` to `revealed` and writes
     // the event and the message; nothing if it was shredded since the read.
     if !actions::reveal(db, id, event, vec![message]).await? {

@@ -412,18 +412,29 @@ pub async fn store(
         sub.submitter_email.as_str(),
         check,
     );
+    // Serialised straight into the statement's parameter (no `Value`).
+    #[derive(serde::Serialize)]
+    struct Detail<'a> {
+        provider: &'a str,
+        organization: &'a str,
+        submitter_email: &'a str,
+        fingerprint: &'a str,
+        fingerprint_kind: &'a str,
+        kek_id: &'a str,
+        check_status: CheckStatus,
+    }
     let event = NewEvent::success(actor, "secret.submitted")
         .secret(id)
         .request(link.id)
-        .detail(json!({
-            "provider": provider.id,
-            "organization": link.organization,
-            "submitter_email": sub.submitter_email.as_str(),
-            "fingerprint": fingerprint.text,
-            "fingerprint_kind": fingerprint.kind.as_str(),
-            "kek_id": envelope.kek_id,
-            "check_status": check.status,
-        }));
+        .detail_of(&Detail {
+            provider: provider.id,
+            organization: &link.organization,
+            submitter_email: sub.submitter_email.as_str(),
+            fingerprint: &fingerprint.text,
+            fingerprint_kind: fingerprint.kind.as_str(),
+            kek_id: &envelope.kek_id,
+            check_status: check.status,
+        });
     let secret = NewSecret {
         id,
         request_id: link.id,
@@ -435,7 +446,7 @@ pub async fn store(
         fingerprint_key: fingerprinter.generation(),
         secret_length,
         envelope: &envelope,
-        check_result: serde_json::to_value(check).expect("check result serialises"),
+        check_result: crate::store::json_text(check),
         submission_id: sub.submission_id,
         browser_hash: sub.browser_hash,
     };
@@ -448,7 +459,7 @@ pub async fn store(
     );
     match actions::submit(db, secret, grace, event, messages, Some(staff_mail)).await? {
         Submitted::Stored => {}
-        Submitted::NotStored { link: locked, open } => {
+        Submitted::NotStored { state, open } => {
             // A repeat of a stored form wins over the link's state (the first
             // submission may have used the link up).
             if let Some(sid) = sub.submission_id {
@@ -456,10 +467,10 @@ pub async fn store(
                     return Err(SubmitError::Repeat(first));
                 }
             }
-            return Err(match locked {
+            return Err(match state {
                 None => SubmitError::LinkGone(LinkState::Revoked),
                 Some(_) if open => SubmitError::Db(sqlx::Error::RowNotFound),
-                Some(l) => SubmitError::LinkGone(match l.state(Utc::now()) {
+                Some(state) => SubmitError::LinkGone(match state {
                     // The database's clock said expired (its grace passed).
                     LinkState::Pending => LinkState::Expired,
                     state => state,

@@ -5,11 +5,11 @@
 //! statement commits all of its parts or none, as the transaction did.
 
 use super::audit::NewEvent;
-use super::requests::DropRequest;
+use super::requests::LinkState;
 use super::secrets::NewSecret;
+use super::JsonText;
 use crate::crypto::FingerprintKind;
 use crate::domain::SecretStatus;
-use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ use uuid::Uuid;
 pub struct Message {
     pub id: Uuid,
     pub event_type: &'static str,
-    pub payload: Value,
+    pub payload: JsonText,
 }
 
 /// What [`submit`] did.
@@ -26,17 +26,25 @@ pub struct Message {
 pub enum Submitted {
     /// Secret, use, audit event and messages committed.
     Stored,
-    /// Nothing written: the link (as locked; `None` if it does not exist) was
-    /// not open, or the submission id was already stored (`open` then).
+    /// Nothing written: the link (`None` if it does not exist) was not open,
+    /// in the state it had when locked, or the submission id was already
+    /// stored (`open` then).
     NotStored {
-        link: Option<DropRequest>,
+        state: Option<LinkState>,
         open: bool,
     },
 }
 
 /// The messages as three arrays, for `UNNEST`.
-fn columns(messages: Vec<Message>) -> (Vec<Uuid>, Vec<&'static str>, Vec<Value>) {
-    let mut cols = (Vec::new(), Vec::new(), Vec::new());
+type Columns = (Vec<Uuid>, Vec<&'static str>, Vec<JsonText>);
+
+fn columns(messages: Vec<Message>) -> Columns {
+    let n = messages.len();
+    let mut cols: Columns = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     for m in messages {
         cols.0.push(m.id);
         cols.1.push(m.event_type);
@@ -57,15 +65,15 @@ pub async fn submit(
     db: impl PgExecutor<'_>,
     s: NewSecret<'_>,
     grace_secs: Option<f64>,
-    event: NewEvent<'_>,
+    mut event: NewEvent<'_>,
     messages: Vec<Message>,
-    staff_mail: Option<Value>,
+    staff_mail: Option<JsonText>,
 ) -> sqlx::Result<Submitted> {
     let (ids, types, payloads) = columns(messages);
+    let detail = event.stored_detail();
     let row = sqlx::query!(
         r#"WITH l AS (
-             SELECT id, organization, provider, contact_email, note, created_by_name, created_by_email,
-                    max_uses, use_count, created_at, expires_at, used_at, revoked_at,
+             SELECT id, organization, created_by_email, max_uses, use_count, expires_at, revoked_at,
                     revoked_at IS NULL AND use_count < max_uses
                       AND (expires_at > now()
                            OR ($17::float8 IS NOT NULL AND now() <= expires_at + make_interval(secs => $17))) AS open
@@ -102,11 +110,8 @@ pub async fn submit(
                  LATERAL (SELECT NULL::text UNION ALL
                           SELECT l.created_by_email WHERE l.created_by_email IS NOT NULL) AS r(recipient)
             WHERE $28::jsonb IS NOT NULL)
-           SELECT l.id AS "id!", l.organization AS "organization!", l.provider AS "provider!", l.contact_email,
-                  l.note, l.created_by_name AS "created_by_name!", l.max_uses AS "max_uses!",
-                  l.use_count AS "use_count!", l.created_at AS "created_at!", l.expires_at AS "expires_at!",
-                  l.used_at, l.revoked_at, l.open AS "open!",
-                  EXISTS (SELECT 1 FROM ins) AS "stored!"
+           SELECT l.open AS "open!", EXISTS (SELECT 1 FROM ins) AS "stored!", l.revoked_at IS NOT NULL AS "revoked!",
+                  l.use_count AS "use_count!", l.max_uses AS "max_uses!", l.expires_at AS "expires_at!"
            FROM l"#,
         s.id,
         s.request_id,
@@ -118,7 +123,7 @@ pub async fn submit(
         s.envelope.wrapped_dek,
         s.envelope.kek_id,
         s.envelope.format_version,
-        s.check_result,
+        s.check_result as _,
         s.fingerprint.kind.as_str(),
         (s.fingerprint.kind == FingerprintKind::Keyed).then_some(s.fingerprint_key),
         s.secret_length,
@@ -131,35 +136,30 @@ pub async fn submit(
         event.actor.client_ip,
         event.action,
         event.outcome,
-        event.stored_detail(),
+        detail as _,
         &ids,
         &types as &[&str],
-        &payloads,
-        staff_mail,
+        &payloads as _,
+        staff_mail as _,
     )
     .fetch_optional(db)
     .await?;
+    // Only the flags and the columns that decide the link's state: the
+    // caller already holds the link as it read it by token.
     Ok(match row {
         Some(r) if r.stored => Submitted::Stored,
         Some(r) => Submitted::NotStored {
             open: r.open,
-            link: Some(DropRequest {
-                id: r.id,
-                organization: r.organization,
-                provider: r.provider,
-                contact_email: r.contact_email,
-                note: r.note,
-                created_by_name: r.created_by_name,
-                max_uses: r.max_uses,
-                use_count: r.use_count,
-                created_at: r.created_at,
-                expires_at: r.expires_at,
-                used_at: r.used_at,
-                revoked_at: r.revoked_at,
-            }),
+            state: Some(LinkState::of(
+                r.revoked,
+                r.use_count,
+                r.max_uses,
+                r.expires_at,
+                chrono::Utc::now(),
+            )),
         },
         None => Submitted::NotStored {
-            link: None,
+            state: None,
             open: false,
         },
     })
@@ -172,10 +172,11 @@ pub async fn submit(
 pub async fn reveal(
     db: impl PgExecutor<'_>,
     id: Uuid,
-    event: NewEvent<'_>,
+    mut event: NewEvent<'_>,
     messages: Vec<Message>,
 ) -> sqlx::Result<bool> {
     let (ids, types, payloads) = columns(messages);
+    let detail = event.stored_detail();
     sqlx::query_scalar!(
         r#"WITH s AS (
              SELECT id, status FROM secrets WHERE id = $1 AND payload IS NOT NULL FOR UPDATE),
@@ -199,10 +200,10 @@ pub async fn reveal(
         event.action,
         event.outcome,
         event.request_id,
-        event.stored_detail(),
+        detail as _,
         &ids,
         &types as &[&str],
-        &payloads,
+        &payloads as _,
         SecretStatus::Revealed.as_str(),
         SecretStatus::Received.as_str(),
     )

@@ -1,5 +1,6 @@
 //! The append-only audit trail.
 
+use super::{json_text, JsonText};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -16,7 +17,15 @@ pub struct NewEvent<'a> {
     pub outcome: &'static str,
     pub secret_id: Option<Uuid>,
     pub request_id: Option<Uuid>,
-    pub detail: Value,
+    detail: Detail,
+}
+
+/// An event's detail: a `Value` (most callers, `json!`), or JSON the hot
+/// actions serialised straight from their data ([`NewEvent::detail_of`]).
+#[derive(Debug)]
+enum Detail {
+    Value(Value),
+    Text(JsonText),
 }
 
 impl<'a> NewEvent<'a> {
@@ -27,7 +36,7 @@ impl<'a> NewEvent<'a> {
             outcome: "success",
             secret_id: None,
             request_id: None,
-            detail: Value::Object(Default::default()),
+            detail: Detail::Value(Value::Object(Default::default())),
         }
     }
 
@@ -49,7 +58,14 @@ impl<'a> NewEvent<'a> {
     }
 
     pub fn detail(mut self, detail: Value) -> Self {
-        self.detail = detail;
+        self.detail = Detail::Value(detail);
+        self
+    }
+
+    /// The detail, serialised from `detail` (a struct of the event's fields)
+    /// without a `Value` in between; it must serialise as a JSON object.
+    pub fn detail_of(mut self, detail: &impl Serialize) -> Self {
+        self.detail = Detail::Text(json_text(detail));
         self
     }
 }
@@ -58,21 +74,32 @@ impl NewEvent<'_> {
     /// The detail as stored: a person signed in through SSO is named under
     /// `actor` (issuer, subject, email, session). Every writer of an event
     /// (`record` and the one-statement actions in `store::actions`) stores
-    /// this, so the trail names the person whichever path wrote it.
-    pub fn stored_detail(&self) -> Value {
-        let mut detail = self.detail.clone();
-        if let (Some(who), Value::Object(map)) = (&self.actor.oidc, &mut detail) {
+    /// this, so the trail names the person whichever path wrote it. Takes
+    /// the detail out of the event (it is stored once).
+    pub fn stored_detail(&mut self) -> JsonText {
+        let detail = std::mem::replace(&mut self.detail, Detail::Value(Value::Null));
+        let Some(who) = &self.actor.oidc else {
+            return match detail {
+                Detail::Text(t) => t,
+                Detail::Value(v) => json_text(&v),
+            };
+        };
+        let mut detail = match detail {
+            Detail::Value(v) => v,
+            Detail::Text(t) => serde_json::from_str(t.as_str()).unwrap_or(Value::Null),
+        };
+        if let Value::Object(map) = &mut detail {
             map.insert(
                 "actor".into(),
                 serde_json::to_value(who).unwrap_or(Value::Null),
             );
         }
-        detail
+        json_text(&detail)
     }
 }
 
 /// Appends an event; callers pass their transaction so action and record commit together.
-pub async fn record(db: impl PgExecutor<'_>, e: NewEvent<'_>) -> sqlx::Result<i64> {
+pub async fn record(db: impl PgExecutor<'_>, mut e: NewEvent<'_>) -> sqlx::Result<i64> {
     let detail = e.stored_detail();
     sqlx::query_scalar!(
         r#"INSERT INTO audit_events (actor_kind, actor_id, actor_name, client_ip, action, outcome, secret_id, request_id, detail)
@@ -85,7 +112,7 @@ pub async fn record(db: impl PgExecutor<'_>, e: NewEvent<'_>) -> sqlx::Result<i6
         e.outcome,
         e.secret_id,
         e.request_id,
-        detail,
+        detail as _,
     )
     .fetch_one(db)
     .await

@@ -18,6 +18,49 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::{str::FromStr, time::Duration};
 
+/// JSON serialised once, straight from the data, and bound as `jsonb` as it
+/// is. The hot actions used to build a `serde_json::Value` (a map of owned
+/// strings) only for sqlx to serialise it again (issue 16; BENCHMARKS.md).
+/// Made only by [`json_text`], so it always holds valid JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonText(String);
+
+impl JsonText {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `v` as [`JsonText`]. Only for data that serialises as JSON (no map with
+/// non-string keys), which every caller's types are.
+pub fn json_text(v: &impl serde::Serialize) -> JsonText {
+    JsonText(serde_json::to_string(v).expect("the value serialises as JSON"))
+}
+
+impl sqlx::Type<sqlx::Postgres> for JsonText {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <serde_json::Value as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+}
+
+impl sqlx::postgres::PgHasArrayType for JsonText {
+    fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+        <serde_json::Value as sqlx::postgres::PgHasArrayType>::array_type_info()
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for JsonText {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        // The binary `jsonb` format: version 1, then the JSON text.
+        buf.push(1);
+        buf.extend_from_slice(self.0.as_bytes());
+        Ok(sqlx::encode::IsNull::No)
+    }
+}
+
 /// Migrations compiled into the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

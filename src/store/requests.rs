@@ -36,14 +36,33 @@ pub enum LinkState {
 
 impl DropRequest {
     pub fn state(&self, now: DateTime<Utc>) -> LinkState {
-        if self.revoked_at.is_some() {
-            LinkState::Revoked
-        } else if self.use_count >= self.max_uses {
-            LinkState::Used
-        } else if self.expires_at <= now {
-            LinkState::Expired
+        LinkState::of(
+            self.revoked_at.is_some(),
+            self.use_count,
+            self.max_uses,
+            self.expires_at,
+            now,
+        )
+    }
+}
+
+impl LinkState {
+    /// A link's state from the columns that decide it.
+    pub fn of(
+        revoked: bool,
+        use_count: i32,
+        max_uses: i32,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        if revoked {
+            Self::Revoked
+        } else if use_count >= max_uses {
+            Self::Used
+        } else if expires_at <= now {
+            Self::Expired
         } else {
-            LinkState::Pending
+            Self::Pending
         }
     }
 }

@@ -46,7 +46,8 @@ pub struct NewSecret<'a> {
     /// Characters of the main secret field as received.
     pub secret_length: Option<i32>,
     pub envelope: &'a Envelope,
-    pub check_result: Value,
+    /// The live check's result as stored (`CheckResult`, serialised).
+    pub check_result: super::JsonText,
     /// The drop form's one-time id (`None` for a form without one).
     pub submission_id: Option<&'a str>,
     /// SHA-256 of the submitting browser's form cookie.
@@ -74,7 +75,7 @@ pub async fn insert(tx: &mut PgConnection, s: NewSecret<'_>) -> sqlx::Result<boo
         s.envelope.wrapped_dek,
         s.envelope.kek_id,
         s.envelope.format_version,
-        s.check_result,
+        s.check_result as _,
         s.fingerprint.kind.as_str(),
         (s.fingerprint.kind == FingerprintKind::Keyed).then_some(s.fingerprint_key),
         s.secret_length,
@@ -184,7 +185,7 @@ pub struct Locked {
     pub envelope: Option<Envelope>,
 }
 
-/// One row with its envelope columns, as [`lock`] and [`sealed`] read it.
+/// One row with its envelope columns, as [`lock`] reads it.
 struct SealedRow {
     id: Uuid,
     request_id: Uuid,
@@ -254,21 +255,42 @@ pub async fn lock(tx: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Locked
     Ok(row.map(Locked::from))
 }
 
-/// A secret with its envelope, without a lock: a reveal opens it first and
-/// then records the reveal in one statement (`store::actions::reveal`), which
-/// locks the row and finds out whether it was shredded meanwhile.
-pub async fn sealed(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Locked>> {
-    let row = sqlx::query_as!(
-        SealedRow,
-        r#"SELECT id, request_id, organization, provider, submitter_name, submitter_email, fingerprint, fingerprint_kind,
-                  kek_id, status AS "status: SecretStatus", check_result, created_at, revealed_at, ingested_at, shredded_at,
-                  payload, wrapped_dek, format_version
+/// What a reveal reads of a secret (`service::secrets::read`).
+#[derive(Debug)]
+pub struct ToReveal {
+    pub request_id: Uuid,
+    pub organization: String,
+    pub provider: String,
+    /// `None` once shredded.
+    pub envelope: Option<Envelope>,
+}
+
+/// A secret's ids, names and envelope, without a lock: a reveal opens it
+/// first and then records the reveal in one statement
+/// (`store::actions::reveal`), which locks the row and finds out whether it
+/// was shredded meanwhile.
+pub async fn to_reveal(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<ToReveal>> {
+    let row = sqlx::query!(
+        r#"SELECT request_id, organization, provider, kek_id, payload, wrapped_dek, format_version
            FROM secrets WHERE id = $1"#,
         id
     )
     .fetch_optional(db)
     .await?;
-    Ok(row.map(Locked::from))
+    Ok(row.map(|r| ToReveal {
+        request_id: r.request_id,
+        organization: r.organization,
+        provider: r.provider,
+        envelope: match (r.payload, r.wrapped_dek, r.kek_id) {
+            (Some(payload), Some(wrapped_dek), Some(kek_id)) => Some(Envelope {
+                format_version: r.format_version,
+                kek_id,
+                payload,
+                wrapped_dek,
+            }),
+            _ => None,
+        },
+    }))
 }
 
 /// Moves a locked secret to `status`, stamping the matching time column.

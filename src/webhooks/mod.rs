@@ -19,6 +19,7 @@ pub use endpoint::{Endpoint, Format, WebhookConfig};
 use crate::providers::{CheckResult, CheckStatus};
 pub use crate::store::actions::Message;
 use crate::store::webhooks as store;
+use crate::store::{json_text, JsonText};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -97,6 +98,23 @@ impl Event<'_> {
             "data": self,
         })
     }
+
+    /// [`Self::payload`] serialised straight from the event, with no `Value`
+    /// in between (the hot actions, `store::actions`).
+    pub fn payload_text(&self, at: DateTime<Utc>) -> JsonText {
+        #[derive(Serialize)]
+        struct Payload<'e, 'a> {
+            #[serde(rename = "type")]
+            event_type: &'static str,
+            timestamp: String,
+            data: &'e Event<'a>,
+        }
+        json_text(&Payload {
+            event_type: self.event_type(),
+            timestamp: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            data: self,
+        })
+    }
 }
 
 /// Queues `event` for every endpoint, in the caller's transaction; returns the
@@ -115,7 +133,7 @@ pub fn message(event: &Event<'_>) -> Message {
     Message {
         id: Uuid::new_v4(),
         event_type: event.event_type(),
-        payload: event.payload(Utc::now()),
+        payload: event.payload_text(Utc::now()),
     }
 }
 

@@ -42,7 +42,7 @@ pub async fn seed(app: &TestApp, ring: &Keyring, n: usize) -> Vec<(Uuid, String)
                 fingerprint_key: 0,
                 secret_length: Some(secret.chars().count() as i32),
                 envelope: &envelope,
-                check_result: json!({ "status": "unverified" }),
+                check_result: keydrop::store::json_text(&json!({ "status": "unverified" })),
                 submission_id: None,
                 browser_hash: None,
             },
