@@ -90,22 +90,49 @@ impl BrandAssets {
     /// the title's suffix and the `<!--kd:…-->…<!--/kd:…-->` places (the
     /// first of each), in one pass that copies the page once.
     pub fn fill(&self, html: &str) -> String {
-        const TITLE: &str = " · Keydrop</title>";
-        let mut spans: [Option<(usize, usize, &str)>; 4] = [None; 4];
-        spans[0] = html
-            .find(TITLE)
-            .map(|a| (a, a + TITLE.len(), self.title.as_str()));
-        for (i, (open, close, with)) in [
+        const TITLE_TAIL: &str = " · Keydrop";
+        let places = [
             ("<!--kd:brand-->", "<!--/kd:brand-->", &self.header),
             ("<!--kd:head-->", "<!--/kd:head-->", &self.head),
             ("<!--kd:footer-->", "<!--/kd:footer-->", &self.footer),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            if let (Some(a), Some(b)) = (html.find(open), html.find(close)) {
+        ];
+        // One walk over the page's `<`s (a memchr search), noting the first
+        // title end and the first opening and closing mark of each place:
+        // seven substring searches over the whole page cost more than the
+        // rest of the fill.
+        let mut title = None;
+        let (mut open, mut close) = ([None; 3], [None; 3]);
+        let mut at = 0;
+        while let Some(i) = html[at..].find('<') {
+            let p = at + i;
+            let rest = &html[p..];
+            if rest.starts_with("</title>") {
+                if title.is_none() && html[..p].ends_with(TITLE_TAIL) {
+                    title = Some(p - TITLE_TAIL.len());
+                }
+            } else if rest.starts_with("<!--") {
+                for (k, (o, c, _)) in places.iter().enumerate() {
+                    if open[k].is_none() && rest.starts_with(o) {
+                        open[k] = Some(p);
+                    } else if close[k].is_none() && rest.starts_with(c) {
+                        close[k] = Some(p);
+                    }
+                }
+            }
+            at = p + 1;
+        }
+        let mut spans: [Option<(usize, usize, &str)>; 4] = [None; 4];
+        spans[0] = title.map(|a| {
+            (
+                a,
+                a + TITLE_TAIL.len() + "</title>".len(),
+                self.title.as_str(),
+            )
+        });
+        for (k, (_, c, with)) in places.iter().enumerate() {
+            if let (Some(a), Some(b)) = (open[k], close[k]) {
                 if a < b {
-                    spans[i + 1] = Some((a, b + close.len(), with.as_str()));
+                    spans[k + 1] = Some((a, b + c.len(), with.as_str()));
                 }
             }
         }
@@ -248,7 +275,7 @@ mod tests {
                     <footer><!--kd:footer--><!--/kd:footer--></footer>";
         let filled = assets.fill(page);
         assert_eq!(filled, assets.fill_slowly(page));
-        assert!(filled.contains("Acme &lt;Co&gt;"), "{filled}");
+        assert!(filled.contains("Acme &#60;Co&#62;"), "{filled}");
         assert!(filled.contains("help@acme.example"), "{filled}");
         assert!(!filled.contains("<span>Keydrop</span>"), "{filled}");
         // Pages without places, with a place missing its end, or with places
