@@ -24,7 +24,7 @@ const BEFORE_REVEAL: f64 = 351_635.0;
 
 /// `422611` as `422,611`.
 fn thousands(n: f64) -> String {
-    let digits = format!("{:.0}", n);
+    let digits = format!("{n:.0}");
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i) % 3 == 0 {
