@@ -292,6 +292,21 @@ pub struct TokenForm {
     csrf_token: String,
 }
 
+/// What every action on one link checks first: the form's token, the
+/// `request` scope, and the link's id.
+fn link_action(
+    state: &AppState,
+    user: &ConsoleUser,
+    headers: &HeaderMap,
+    form: &TokenForm,
+    id: &str,
+) -> Result<uuid::Uuid, ConsoleError> {
+    user.check_form(console(state)?, headers, &form.csrf_token)?;
+    user.require(Scope::Request)?;
+    id.parse()
+        .map_err(|_| ConsoleError::NotFound("no drop link with that id"))
+}
+
 pub async fn revoke(
     State(state): State<AppState>,
     user: ConsoleUser,
@@ -299,12 +314,7 @@ pub async fn revoke(
     Path(id): Path<String>,
     Form(form): Form<TokenForm>,
 ) -> Result<Response, ConsoleError> {
-    let console = console(&state)?.clone();
-    user.check_form(&console, &headers, &form.csrf_token)?;
-    user.require(Scope::Request)?;
-    let id = id
-        .parse()
-        .map_err(|_| ConsoleError::NotFound("no drop link with that id"))?;
+    let id = link_action(&state, &user, &headers, &form, &id)?;
     match links::revoke(&state.db, &user.actor, id).await {
         Ok(_) => Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/links")]).into_response()),
         Err(RevokeError::NotFound) => Err(ConsoleError::NotFound("no drop link with that id")),
@@ -321,12 +331,7 @@ pub async fn resend(
     Path(id): Path<String>,
     Form(form): Form<TokenForm>,
 ) -> Result<Response, ConsoleError> {
-    let console = console(&state)?.clone();
-    user.check_form(&console, &headers, &form.csrf_token)?;
-    user.require(Scope::Request)?;
-    let id = id
-        .parse()
-        .map_err(|_| ConsoleError::NotFound("no drop link with that id"))?;
+    let id = link_action(&state, &user, &headers, &form, &id)?;
     let email_on = state.config.mail.enabled();
     match links::resend(&state.db, &user.actor, id, email_on).await {
         Ok(_) => Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/links")]).into_response()),
