@@ -15,6 +15,15 @@ bench_cluster() {
     port="${DATABASE_URL##*:}"
     port="${port%%/*}"
     pgargs=(-h 127.0.0.1 -p "$port" -U postgres)
+    # Durable, as in production: scripts/lib.sh starts its clusters without
+    # fsync (tests need no durability), so the benchmark turns it back on
+    # (postgresql.auto.conf overrides keydrop.conf). BENCH_FSYNC=off leaves
+    # it off, for comparison only: Keydrop's promise is a durable store.
+    local durable=on
+    [[ "${BENCH_FSYNC:-on}" == off ]] && durable=off
+    "$psql_bin" -X -q "${pgargs[@]}" -d postgres -c "ALTER SYSTEM SET fsync = $durable" \
+        -c "ALTER SYSTEM SET synchronous_commit = $durable" -c "ALTER SYSTEM SET full_page_writes = $durable" \
+        -c "SELECT pg_reload_conf()" >/dev/null
 }
 
 stop_cluster() {

@@ -6,6 +6,8 @@ use super::vault::Transit;
 use super::{KekBackend, KeyError, KmsError, Unwrapped, Wrapped};
 use crate::crypto::{self, Context, CryptoError, DataKey, Envelope, Keyring, RowBinding};
 use serde::Serialize;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -184,13 +186,24 @@ impl Keys {
 
     /// Runs one KMS call within the deadline (the clients have their own
     /// timeouts; this is the backstop, so nothing waits longer).
-    async fn deadline<T>(
+    ///
+    /// The call's future lives on the heap: the SDK and HTTP client futures
+    /// are many kilobytes, and inline they would make every future that
+    /// awaits `seal` or `open` (the submission and reveal handlers) that
+    /// large even with no KMS configured; axum and tower move a handler's
+    /// future into a box of their own, a memcpy of its whole size on every
+    /// request (callgrind, BENCHMARKS.md). One allocation per KMS call is
+    /// nothing beside its network round-trip.
+    fn deadline<'a, T: 'a>(
         &self,
-        call: impl std::future::Future<Output = Result<T, KmsError>>,
-    ) -> Result<T, KmsError> {
-        tokio::time::timeout(self.timeout + Duration::from_millis(250), call)
-            .await
-            .unwrap_or(Err(KmsError::Timeout))
+        call: impl Future<Output = Result<T, KmsError>> + Send + 'a,
+    ) -> Pin<Box<dyn Future<Output = Result<T, KmsError>> + Send + 'a>> {
+        let limit = self.timeout + Duration::from_millis(250);
+        Box::pin(async move {
+            tokio::time::timeout(limit, call)
+                .await
+                .unwrap_or(Err(KmsError::Timeout))
+        })
     }
 
     async fn new_data_key(&self, binding: &RowBinding) -> Result<(DataKey, Wrapped), KmsError> {

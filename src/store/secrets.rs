@@ -2,6 +2,7 @@
 
 use crate::crypto::{Envelope, Fingerprint, FingerprintKind};
 use crate::domain::SecretStatus;
+use crate::store::requests::DropRequest;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -119,19 +120,71 @@ pub async fn find_by_browser(
     Ok(row.map(|r| (r.id, r.created_at)))
 }
 
-/// Whether `browser_hash` submitted secret `id` (the receipt page's check).
-pub async fn submitted_by(
+/// What a receipt page shows: the secret, the link it came through, and the
+/// length as received.
+#[derive(Debug)]
+pub struct Receipt {
+    pub meta: SecretMeta,
+    pub link: DropRequest,
+    pub secret_length: Option<i32>,
+}
+
+/// The receipt of secret `id`, if the browser whose form cookie hashes to
+/// `browser_hash` submitted it; `None` for any other browser, as for an
+/// unknown id. One round-trip: the receipt page follows every submission.
+pub async fn receipt(
     db: impl PgExecutor<'_>,
     id: Uuid,
     browser_hash: &[u8],
-) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM secrets WHERE id = $1 AND browser_hash = $2) AS "yes!""#,
+) -> sqlx::Result<Option<Receipt>> {
+    let row = sqlx::query!(
+        r#"SELECT s.id, s.request_id, s.organization, s.provider, s.submitter_name, s.submitter_email,
+                  s.fingerprint, s.fingerprint_kind, s.kek_id, s.status AS "status: SecretStatus",
+                  s.check_result, s.created_at, s.revealed_at, s.ingested_at, s.shredded_at, s.secret_length,
+                  l.organization AS link_organization, l.provider AS link_provider, l.contact_email, l.note,
+                  l.created_by_name, l.max_uses, l.use_count, l.created_at AS link_created_at, l.expires_at,
+                  l.used_at, l.revoked_at
+           FROM secrets s JOIN drop_requests l ON l.id = s.request_id
+           WHERE s.id = $1 AND s.browser_hash = $2"#,
         id,
         browser_hash
     )
-    .fetch_one(db)
-    .await
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| Receipt {
+        link: DropRequest {
+            id: r.request_id,
+            organization: r.link_organization,
+            provider: r.link_provider,
+            contact_email: r.contact_email,
+            note: r.note,
+            created_by_name: r.created_by_name,
+            max_uses: r.max_uses,
+            use_count: r.use_count,
+            created_at: r.link_created_at,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+            revoked_at: r.revoked_at,
+        },
+        meta: SecretMeta {
+            id: r.id,
+            request_id: r.request_id,
+            organization: r.organization,
+            provider: r.provider,
+            submitter_name: r.submitter_name,
+            submitter_email: r.submitter_email,
+            fingerprint: r.fingerprint,
+            fingerprint_kind: r.fingerprint_kind,
+            kek_id: r.kek_id,
+            status: r.status,
+            check_result: r.check_result,
+            created_at: r.created_at,
+            revealed_at: r.revealed_at,
+            ingested_at: r.ingested_at,
+            shredded_at: r.shredded_at,
+        },
+        secret_length: r.secret_length,
+    }))
 }
 
 pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<SecretMeta>> {

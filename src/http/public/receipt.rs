@@ -12,8 +12,8 @@ use crate::http::AppState;
 use crate::providers::{thousands, CheckResult, CheckStatus, Provider};
 use crate::service::checks::recheck_within;
 use crate::store::audit::Actor;
-use crate::store::requests::{self, DropRequest};
-use crate::store::secrets::{self, SecretMeta};
+use crate::store::requests::DropRequest;
+use crate::store::secrets;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -215,24 +215,18 @@ async fn own_receipt(
     state: &AppState,
     cookie: Option<&Nonce>,
     raw_id: &str,
-) -> Result<Option<(SecretMeta, DropRequest, &'static Provider)>, PageError> {
+) -> Result<Option<(secrets::Receipt, &'static Provider)>, PageError> {
     let Ok(id) = Uuid::parse_str(raw_id) else {
         return Ok(None);
     };
     let Some(nonce) = cookie else {
         return Ok(None);
     };
-    if !secrets::submitted_by(&state.db, id, &nonce.browser_hash()).await? {
-        return Ok(None);
-    }
-    let Some(meta) = secrets::get(&state.db, id).await? else {
+    let Some(found) = secrets::receipt(&state.db, id, &nonce.browser_hash()).await? else {
         return Ok(None);
     };
-    let Some(link) = requests::get(&state.db, meta.request_id).await? else {
-        return Ok(None);
-    };
-    let provider = provider_of(&link)?;
-    Ok(Some((meta, link, provider)))
+    let provider = provider_of(&found.link)?;
+    Ok(Some((found, provider)))
 }
 
 /// `GET /r/{id}`: the receipt a successful submission redirects to. Only the
@@ -244,22 +238,23 @@ pub(super) async fn show(
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let cookie = state.csrf.cookie(&headers);
-    let Some((meta, link, provider)) = own_receipt(&state, cookie.as_ref(), &raw_id).await? else {
+    let Some((found, provider)) = own_receipt(&state, cookie.as_ref(), &raw_id).await? else {
         return Ok(not_yours());
     };
-    let check: CheckResult = serde_json::from_value(meta.check_result.clone())
+    let meta = found.meta;
+    let check: CheckResult = serde_json::from_value(meta.check_result)
         .map_err(|e| anyhow::anyhow!("stored check result of {} is unreadable: {e}", meta.id))?;
     let nonce = cookie.unwrap_or_else(Nonce::generate);
     Ok(receipt(
         &state,
-        &link,
+        &found.link,
         provider,
         &meta.id,
         &Fingerprint {
             kind: FingerprintKind::parse(&meta.fingerprint_kind),
-            text: meta.fingerprint.clone(),
+            text: meta.fingerprint,
         },
-        secrets::secret_length(&state.db, meta.id).await?,
+        found.secret_length,
         meta.created_at,
         &check,
         &nonce,
@@ -290,9 +285,10 @@ pub(super) async fn check_again_here(
         ));
     }
     let cookie = state.csrf.cookie(&headers);
-    let Some((meta, link, provider)) = own_receipt(&state, cookie.as_ref(), &raw_id).await? else {
+    let Some((found, provider)) = own_receipt(&state, cookie.as_ref(), &raw_id).await? else {
         return Ok(not_yours());
     };
+    let (meta, link) = (found.meta, found.link);
     let form = Form::parse(&body)
         .map_err(|e| PageError::BadRequest(format!("The form could not be read: {e}.")))?;
     let verified = state

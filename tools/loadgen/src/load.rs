@@ -48,9 +48,15 @@ impl Window {
     }
 }
 
-fn client(cookies: bool) -> reqwest::Result<reqwest::Client> {
+fn client(cookies: bool, follow: bool) -> reqwest::Result<reqwest::Client> {
+    let redirects = if follow {
+        reqwest::redirect::Policy::limited(2)
+    } else {
+        reqwest::redirect::Policy::none()
+    };
     reqwest::Client::builder()
         .cookie_store(cookies)
+        .redirect(redirects)
         .pool_max_idle_per_host(1)
         .timeout(Duration::from_secs(30))
         .build()
@@ -111,8 +117,11 @@ fn csrf_token(html: &str) -> Option<String> {
 }
 
 /// A client of the drop form: its CSRF token per link (from one GET each).
-async fn form_client(urls: &[String]) -> Result<(reqwest::Client, Vec<String>), String> {
-    let c = client(true).map_err(|e| e.to_string())?;
+async fn form_client(
+    urls: &[String],
+    follow: bool,
+) -> Result<(reqwest::Client, Vec<String>), String> {
+    let c = client(true, follow).map_err(|e| e.to_string())?;
     let mut tokens = Vec::with_capacity(urls.len());
     for url in urls {
         let page = c.get(url).send().await.map_err(|e| e.to_string())?;
@@ -124,8 +133,11 @@ async fn form_client(urls: &[String]) -> Result<(reqwest::Client, Vec<String>), 
 
 /// Submissions spread over `urls` (drop links): client `i` takes links
 /// `i, i + C, i + 2C, …` in turn (all of them when there are fewer links than
-/// clients: then clients share links, and queue on their row locks).
-pub async fn submit(urls: Vec<String>, args: LoadArgs) -> anyhow::Result<Value> {
+/// clients: then clients share links, and queue on their row locks). Each is
+/// its POST (`303` to the receipt), or with `follow` the POST and the receipt
+/// page (`200`).
+pub async fn submit(urls: Vec<String>, follow: bool, args: LoadArgs) -> anyhow::Result<Value> {
+    let expect = if follow { 200 } else { 303 };
     anyhow::ensure!(!urls.is_empty(), "no drop links given");
     let w = Window::new(args);
     let n = args.concurrency;
@@ -138,7 +150,7 @@ pub async fn submit(urls: Vec<String>, args: LoadArgs) -> anyhow::Result<Value> 
             };
             tokio::spawn(async move {
                 let mut rec = Recorder::new();
-                let (c, tokens) = match form_client(&mine).await {
+                let (c, tokens) = match form_client(&mine, follow).await {
                     Ok(x) => x,
                     Err(e) => {
                         rec.error(format!("client {i} setup: {e}"));
@@ -164,7 +176,7 @@ pub async fn submit(urls: Vec<String>, args: LoadArgs) -> anyhow::Result<Value> 
                 let mut sent = 0u64;
                 while w.more(sent) {
                     let k = sent as usize % mine.len();
-                    timed(&mut rec, w, c.post(&mine[k]).form(&forms[k]), 200).await;
+                    timed(&mut rec, w, c.post(&mine[k]).form(&forms[k]), expect).await;
                     sent += 1;
                 }
                 rec
@@ -187,7 +199,7 @@ pub async fn form(
             let (url, fields) = (url.clone(), fields.clone());
             tokio::spawn(async move {
                 let mut rec = Recorder::new();
-                let c = match client(false) {
+                let c = match client(false, false) {
                     Ok(c) => c,
                     Err(e) => {
                         rec.error(e.to_string());
@@ -228,7 +240,7 @@ pub async fn reveal(
             let (ids, token) = (ids.clone(), token.clone());
             tokio::spawn(async move {
                 let mut rec = Recorder::new();
-                let c = match client(false) {
+                let c = match client(false, false) {
                     Ok(c) => c,
                     Err(e) => {
                         rec.error(e.to_string());

@@ -3,7 +3,9 @@
 //! Not part of the Keydrop build (its own workspace). Modes:
 //! * `submit`: C clients each fetch the drop page of their links once (CSRF
 //!   cookie + token), then POST complete submissions in a loop on a keep-alive
-//!   connection, spread over the links.
+//!   connection, spread over the links. A submission is its POST, answered by
+//!   `303 See Other` to the receipt; `--follow-receipt` also fetches that
+//!   receipt page, as a browser does (two exchanges per submission).
 //! * `form`: a plain form POST in a loop (the peer, Snappass).
 //! * `reveal`: C clients POST reveals over a pool of secret ids.
 //! * `check`: times one full live check (Keydrop's own `Checker`) against a
@@ -59,6 +61,10 @@ enum Mode {
         /// A file with one drop link per line (added to `--url`).
         #[arg(long)]
         urls_file: Option<std::path::PathBuf>,
+        /// Also GET the receipt the POST redirects to (a browser's whole
+        /// exchange), expecting its 200; without it the POST's 303 is the answer.
+        #[arg(long)]
+        follow_receipt: bool,
         #[command(flatten)]
         load: LoadArgs,
     },
@@ -131,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Submit {
             mut url,
             urls_file,
+            follow_receipt,
             load,
         } => {
             if let Some(f) = urls_file {
@@ -143,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
                         .map(String::from),
                 );
             }
-            load::submit(url, load).await?
+            load::submit(url, follow_receipt, load).await?
         }
         Mode::Form { url, fields, load } => load::form(url, fields, load).await?,
         Mode::Reveal {

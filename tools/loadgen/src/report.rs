@@ -120,6 +120,19 @@ pub fn run(dir: &Path) -> anyhow::Result<String> {
             verdict(ok),
         )?;
     }
+    // A browser's whole exchange (POST, 303, GET of the receipt page): two
+    // requests per submission; no ceiling (the receipt read is not in it).
+    if let Ok(full) = load(dir, "submit_follow.json") {
+        writeln!(
+            t,
+            "| submissions with their receipt page (a browser's POST, 303, GET), many links | {:.0} | {:.2} | {:.2} | {:.2} | {} | | | | | (for comparison) | |",
+            f(&full, "rps"),
+            f(&full, "p50_ms"),
+            f(&full, "p90_ms"),
+            f(&full, "p99_ms"),
+            full["errors"],
+        )?;
+    }
     match snappass["skipped"].as_str() {
         Some(why) => writeln!(t, "| Snappass 1.6.2 (peer; not durable) | skipped: {why} | | | | | | | | | | |")?,
         None => writeln!(
