@@ -62,20 +62,22 @@ pub async fn status(pool: &PgPool, ring: &Keyring) -> sqlx::Result<KeyringStatus
     }
     // Ids with a backend prefix (`vault:…`, `aws:…`) name KMS keys: no local
     // canary; the KMS start-up canary (`kms::Keys::connect`) checks those.
-    let per_kek: Vec<(String, i64)> = crate::store::maintenance::rows_per_kek(pool)
-        .await?
-        .into_iter()
-        .filter(|(id, _)| !id.contains(':'))
-        .collect();
-    out.unproven = per_kek
-        .iter()
-        .filter(|(id, _)| out.unregistered.contains(id))
-        .cloned()
-        .collect();
-    out.missing = per_kek
-        .into_iter()
-        .filter(|(id, _)| ring.get(id).is_none())
-        .collect();
+    // Rows are counted only for the ids reported (an error state), so the
+    // readiness refresh's cost does not grow with the table.
+    let in_use = crate::store::maintenance::keks_in_use(pool).await?;
+    for id in in_use.into_iter().filter(|id| !id.contains(':')) {
+        let unproven = out.unregistered.contains(&id);
+        let missing = ring.get(&id).is_none();
+        if unproven || missing {
+            let rows = crate::store::maintenance::rows_under(pool, &id).await?;
+            if unproven {
+                out.unproven.push((id.clone(), rows));
+            }
+            if missing {
+                out.missing.push((id, rows));
+            }
+        }
+    }
     Ok(out)
 }
 
