@@ -2,7 +2,10 @@
 //! (moto_server), both real processes on loopback started by the tests.
 
 use crate::helpers::*;
-use crate::kms_support::{signal, Bao, Moto};
+use crate::kms_support::{signal, Bao};
+// The AWS tests need the SDK, which the `aws-kms` feature (default) brings.
+#[cfg(feature = "aws-kms")]
+use crate::kms_support::Moto;
 use crate::support::console::{csrf, spawn_console_with};
 use crate::support::openbao::INGESTION;
 use keydrop::crypto::Keyring;
@@ -327,6 +330,7 @@ async fn a_transit_wrapped_key_moved_to_another_row_is_refused_by_openbao(db: Pg
     swapped_rows_are_refused(&app).await;
 }
 
+#[cfg(feature = "aws-kms")]
 #[sqlx::test]
 async fn aws_kms_submits_reveals_and_rotates_from_the_ring_and_between_keys(db: PgPool) {
     let moto = Moto::start().await;
@@ -358,6 +362,7 @@ async fn aws_kms_submits_reveals_and_rotates_from_the_ring_and_between_keys(db: 
     }
 }
 
+#[cfg(feature = "aws-kms")]
 #[sqlx::test]
 async fn an_aws_wrapped_key_moved_to_another_row_fails_its_encryption_context(db: PgPool) {
     let moto = Moto::start().await;

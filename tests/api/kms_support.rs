@@ -201,12 +201,14 @@ impl Bao {
     }
 }
 
-/// moto_server standing in for AWS KMS.
+/// moto_server standing in for AWS KMS (its client needs the `aws-kms` feature).
+#[cfg(feature = "aws-kms")]
 pub struct Moto {
     child: Child,
     pub endpoint: String,
 }
 
+#[cfg(feature = "aws-kms")]
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -214,8 +216,10 @@ impl Drop for Moto {
     }
 }
 
+#[cfg(feature = "aws-kms")]
 pub const AWS_REGION: &str = "eu-west-1";
 
+#[cfg(feature = "aws-kms")]
 impl Moto {
     pub async fn start() -> Self {
         let port = free_port();
