@@ -92,17 +92,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-impl OpenBao {
-    /// Starts OpenBao and configures the provider with `users`, the client
-    /// redirecting to `redirect_uri`. `None` when `bao` is not installed.
-    pub async fn start(redirect_uri: &str, users: &[&User]) -> Option<Self> {
-        if !bao_available() {
-            return None;
-        }
+/// Starts `bao server -dev` on a free loopback port and waits until it
+/// answers `/v1/sys/health`. The port is picked before `bao` binds it, so a
+/// parallel test can take it first; and on a busy machine a start can fail.
+/// A server that exits is started again on another port (three tries); one
+/// that neither answers nor exits within 60 s fails the test with the end of
+/// its own output, so a failure says why.
+async fn start_dev_server(http: &reqwest::Client, root: &str) -> (Child, String) {
+    let mut last = String::new();
+    for _attempt in 0..3 {
         let port = free_port();
         let addr = format!("http://127.0.0.1:{port}");
-        let root = format!("root-{}", uuid::Uuid::new_v4().simple());
-        let child = Command::new("bao")
+        let log = std::env::temp_dir().join(format!("keydrop-bao-{}.log", uuid::Uuid::new_v4()));
+        let out = std::fs::File::create(&log).expect("a log file for bao");
+        let mut child = Command::new("bao")
             .args([
                 "server",
                 "-dev",
@@ -113,41 +116,66 @@ impl OpenBao {
             .env_remove("VAULT_ADDR")
             .env_remove("BAO_ADDR")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(out)
             .spawn()
             .expect("bao starts");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let tail = |log: &std::path::Path| {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        };
+        loop {
+            let healthy = http
+                .get(format!("{addr}/v1/sys/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if healthy {
+                let _ = std::fs::remove_file(&log);
+                return (child, addr);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                last = format!("bao exited ({status}) on port {port}:\n{}", tail(&log));
+                eprintln!("OpenBao did not start, trying another port: {last}");
+                break;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "OpenBao did not become ready in 60 s on port {port}; its output:\n{}",
+                    tail(&log)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = std::fs::remove_file(&log);
+    }
+    panic!("OpenBao did not start in three tries; the last: {last}");
+}
+
+impl OpenBao {
+    /// Starts OpenBao and configures the provider with `users`, the client
+    /// redirecting to `redirect_uri`. `None` when `bao` is not installed.
+    pub async fn start(redirect_uri: &str, users: &[&User]) -> Option<Self> {
+        if !bao_available() {
+            return None;
+        }
+        let root = format!("root-{}", uuid::Uuid::new_v4().simple());
+        let http = reqwest::Client::new();
+        let (child, addr) = start_dev_server(&http, &root).await;
         let mut bao = OpenBao {
             issuer: format!("{addr}/v1/identity/oidc/provider/keydrop"),
             addr,
             root,
             child,
-            http: reqwest::Client::new(),
+            http,
             client_id: String::new(),
             client_secret: String::new(),
         };
-        bao.wait_ready().await;
         bao.configure(redirect_uri, users).await;
         Some(bao)
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ok = self
-                .http
-                .get(format!("{}/v1/sys/health", self.addr))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ok {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "OpenBao did not become ready in 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// A root-token API call; panics on an error status.
