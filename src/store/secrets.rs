@@ -120,6 +120,30 @@ pub async fn find_by_browser(
     Ok(row.map(|r| (r.id, r.created_at)))
 }
 
+/// A [`SecretMeta`] from a `query!` row that selected its columns under
+/// their own names (each query's row is a type of its own).
+macro_rules! secret_meta {
+    ($r:ident) => {
+        SecretMeta {
+            id: $r.id,
+            request_id: $r.request_id,
+            organization: $r.organization,
+            provider: $r.provider,
+            submitter_name: $r.submitter_name,
+            submitter_email: $r.submitter_email,
+            fingerprint: $r.fingerprint,
+            fingerprint_kind: $r.fingerprint_kind,
+            kek_id: $r.kek_id,
+            status: $r.status,
+            check_result: $r.check_result,
+            created_at: $r.created_at,
+            revealed_at: $r.revealed_at,
+            ingested_at: $r.ingested_at,
+            shredded_at: $r.shredded_at,
+        }
+    };
+}
+
 /// What a receipt page shows: the secret, the link it came through, and the
 /// length as received.
 #[derive(Debug)]
@@ -166,23 +190,7 @@ pub async fn receipt(
             used_at: r.used_at,
             revoked_at: r.revoked_at,
         },
-        meta: SecretMeta {
-            id: r.id,
-            request_id: r.request_id,
-            organization: r.organization,
-            provider: r.provider,
-            submitter_name: r.submitter_name,
-            submitter_email: r.submitter_email,
-            fingerprint: r.fingerprint,
-            fingerprint_kind: r.fingerprint_kind,
-            kek_id: r.kek_id,
-            status: r.status,
-            check_result: r.check_result,
-            created_at: r.created_at,
-            revealed_at: r.revealed_at,
-            ingested_at: r.ingested_at,
-            shredded_at: r.shredded_at,
-        },
+        meta: secret_meta!(r),
         secret_length: r.secret_length,
     }))
 }
@@ -272,23 +280,7 @@ impl From<SealedRow> for Locked {
             _ => None,
         };
         Locked {
-            meta: SecretMeta {
-                id: r.id,
-                request_id: r.request_id,
-                organization: r.organization,
-                provider: r.provider,
-                submitter_name: r.submitter_name,
-                submitter_email: r.submitter_email,
-                fingerprint: r.fingerprint,
-                fingerprint_kind: r.fingerprint_kind,
-                kek_id: r.kek_id,
-                status: r.status,
-                check_result: r.check_result,
-                created_at: r.created_at,
-                revealed_at: r.revealed_at,
-                ingested_at: r.ingested_at,
-                shredded_at: r.shredded_at,
-            },
+            meta: secret_meta!(r),
             envelope,
         }
     }
